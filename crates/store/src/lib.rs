@@ -1,0 +1,119 @@
+//! berth-store: the versioned key-value store with watch that the API server needs, with an
+//! embedded SQLite backend (default) and an etcd backend (several servers).
+//!
+//! Contract with `berth-apiserver` (it codes against exactly these items):
+//! - Every write gets a new, strictly increasing store revision (etcd semantics); a key's
+//!   `mod_revision` is the revision of its last write and becomes the object's
+//!   `resourceVersion`.
+//! - Writes are durable when they return (SQLite: WAL with `synchronous=FULL`, or a group
+//!   commit that acknowledges only after fsync).
+//! - `watch(prefix, from)` delivers every event with revision > `from` in order, then live
+//!   events; if `from` is older than the compacted history it fails with
+//!   [`StoreError::Compacted`] (the API server answers `410 Gone`).
+//! - Values are opaque bytes (the API server stores JSON).
+
+use std::pin::Pin;
+
+use futures::Stream;
+
+/// A stored key with its value and revisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// Revision of the write that created the key.
+    pub create_revision: i64,
+    /// Revision of the last write of the key.
+    pub mod_revision: i64,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListResult {
+    /// Keys in ascending order.
+    pub items: Vec<KeyValue>,
+    /// The store revision the list was read at.
+    pub revision: i64,
+    /// More keys follow the last one returned.
+    pub more: bool,
+}
+
+/// What a list reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// At most this many items; 0 is no limit.
+    pub limit: usize,
+    /// Start strictly after this key (continue tokens).
+    pub start_after: Option<String>,
+    /// Read at this past revision (consistent pagination); `None` is the latest.
+    pub revision: Option<i64>,
+}
+
+/// A change seen by a watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Created or updated; `prev` is the previous value when it was an update.
+    Put {
+        kv: KeyValue,
+        prev: Option<KeyValue>,
+    },
+    /// Deleted; `kv.mod_revision` is the deletion's revision and `kv.value` the last value.
+    Delete { kv: KeyValue },
+    /// No change, but the store has reached this revision (used for watch bookmarks).
+    Progress { revision: i64 },
+}
+
+/// A stream of watch events; ends only when the store shuts down or an error occurs.
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<Event, StoreError>> + Send>>;
+
+/// Errors of store operations.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("key {0} already exists")]
+    AlreadyExists(String),
+    #[error("key {0} not found")]
+    NotFound(String),
+    /// The key's current revision is not the expected one (optimistic concurrency).
+    #[error("key {key} was modified: expected revision {expected}, found {actual}")]
+    Conflict {
+        key: String,
+        expected: i64,
+        actual: i64,
+    },
+    /// The requested revision has been compacted.
+    #[error("revision {requested} is compacted; oldest available is {compacted}")]
+    Compacted { requested: i64, compacted: i64 },
+    #[error("store backend failed: {0}")]
+    Backend(String),
+}
+
+/// A versioned key-value store with watch.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reads one key.
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError>;
+    /// Lists keys under a prefix in key order.
+    async fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListResult, StoreError>;
+    /// Counts keys under a prefix.
+    async fn count(&self, prefix: &str) -> Result<i64, StoreError>;
+    /// Creates a key that must not exist; returns the new revision.
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64, StoreError>;
+    /// Replaces a key's value; with `expected` set, only if its mod_revision matches.
+    /// Returns the new revision.
+    async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: Option<i64>,
+    ) -> Result<i64, StoreError>;
+    /// Deletes a key; with `expected` set, only if its mod_revision matches. Returns the
+    /// deletion's revision and the last value.
+    async fn delete(&self, key: &str, expected: Option<i64>)
+    -> Result<(i64, KeyValue), StoreError>;
+    /// Events under `prefix` with revision > `from`, then live ones.
+    async fn watch(&self, prefix: &str, from: i64) -> Result<WatchStream, StoreError>;
+    /// The latest revision.
+    async fn revision(&self) -> Result<i64, StoreError>;
+    /// Forgets history at or below `revision`.
+    async fn compact(&self, revision: i64) -> Result<(), StoreError>;
+}
