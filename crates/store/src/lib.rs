@@ -11,6 +11,9 @@
 //!   events; if `from` is older than the compacted history it fails with
 //!   [`StoreError::Compacted`] (the API server answers `410 Gone`).
 //! - Values are opaque bytes (the API server stores JSON).
+//! - Backends: `sqlite::SqliteStore::open(path).await` (one file, created if missing) and
+//!   `etcd::EtcdStore::connect(&endpoints).await`; both implement [`Store`] and are used as
+//!   `Arc<dyn Store>`.
 
 use std::pin::Pin;
 
