@@ -10,86 +10,35 @@
 //! ([`ImageConfig`]), kept byte for byte so the image id (sha256 of the config blob) is stable
 //! across save → rmi → load.
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+mod archive;
+mod atomic;
+mod blobs;
+mod config;
+mod copy;
+pub mod digest;
+#[cfg(test)]
+mod fixtures;
+mod history;
+mod import;
+mod layer;
+pub mod reference;
+mod remove;
+mod rootpath;
+mod snapshot;
+mod state;
+#[cfg(test)]
+mod tests;
 
-use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub use config::{ContainerDefaults, History, ImageConfig, RootFs};
+pub use copy::PathStat;
+pub use history::HistoryItem;
+pub use reference::Reference;
 
 /// `sha256:<64 hex>`.
 pub type Digest = String;
-
-/// Docker's image config (`application/vnd.docker.container.image.v1+json`, a superset of the
-/// OCI image config). Unknown fields are kept in `extra`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ImageConfig {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub architecture: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<ContainerDefaults>,
-    pub rootfs: RootFs,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<History>,
-    #[serde(flatten)]
-    pub extra: BTreeMap<String, serde_json::Value>,
-}
-
-/// The `config` object of an image config: defaults for containers of the image. Docker's
-/// spelling (`Env`, `Cmd`, ...). Unknown fields are kept in `extra`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ContainerDefaults {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entrypoint: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cmd: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_signal: Option<String>,
-    #[serde(flatten)]
-    pub extra: BTreeMap<String, serde_json::Value>,
-}
-
-/// `rootfs` of an image config.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RootFs {
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Uncompressed layer digests, base first.
-    pub diff_ids: Vec<Digest>,
-}
-
-/// One `history` entry of an image config.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct History {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub empty_layer: bool,
-}
 
 /// An image in the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +93,9 @@ pub enum ImageError {
     /// Docker's text: `No such image: <name>`.
     #[error("No such image: {0}")]
     NotFound(String),
-    #[error("invalid reference format: {0}")]
+    /// Docker's `invalid reference format` (with the reason after a colon when there is
+    /// one, for example `repository name (library/Busybox) must be lowercase`).
+    #[error("invalid reference format{}{}", if .0.is_empty() { "" } else { ": " }, .0)]
     InvalidReference(String),
     /// Docker's conflict texts, for example
     /// `conflict: unable to remove repository reference "x" (must force) - container 0123 is using its referenced image 4567`.
@@ -170,15 +121,37 @@ pub enum ImageError {
 #[derive(Debug)]
 pub struct ImageStore {
     root: PathBuf,
+    blobs: blobs::BlobStore,
+    layers: layer::Layers,
+    /// The index every read uses; held only briefly, never across extraction or I/O loops.
+    state: RwLock<state::State>,
+    /// Serializes operations that add or remove images and layers.
+    ops: Mutex<()>,
 }
 
 impl ImageStore {
     /// Opens or creates the store; finishes or rolls back anything a crash left half done.
     pub fn open(root: &Path) -> Result<Self, ImageError> {
         std::fs::create_dir_all(root)?;
-        Ok(Self {
+        atomic::sweep_temp(root)?;
+        let blobs = blobs::BlobStore::open(root.join("blobs").join("sha256"))?;
+        let layers = layer::Layers::open(root)?;
+        let read_blob = |d: &str| blobs.read(d).ok();
+        let mut state = state::State::read(root, &read_blob, layers.scan()?)?;
+        state.snapshots = snapshot::scan(root)?;
+        let store = Self {
             root: root.to_path_buf(),
-        })
+            blobs,
+            layers,
+            state: RwLock::new(state),
+            ops: Mutex::new(()),
+        };
+        store.collect_garbage()?;
+        for chain in store.read_state().layers.keys() {
+            store.layers.link(chain)?;
+        }
+        tracing::info!(root = %root.display(), images = store.read_state().images.len(), "image store opened");
+        Ok(store)
     }
 
     /// Root directory of the store.
@@ -188,112 +161,131 @@ impl ImageStore {
 
     /// Resolves what a user typed to an image.
     pub fn resolve(&self, name: &str) -> Result<Image, ImageError> {
-        Err(ImageError::NotFound(name.into()))
+        let st = self.read_state();
+        let id = st.lookup(name)?;
+        st.image(&id)
+            .ok_or_else(|| ImageError::NotFound(name.into()))
     }
 
-    /// Every image.
+    /// Every image, newest first.
     pub fn list(&self) -> Result<Vec<Image>, ImageError> {
-        Ok(Vec::new())
-    }
-
-    /// Loads a docker-archive or OCI-layout tar; returns the loaded images and the references
-    /// now pointing at them (for Docker's `Loaded image: x` / `Loaded image ID: sha256:..`).
-    pub fn load(&self, tar: &mut dyn Read) -> Result<Vec<(Digest, Vec<String>)>, ImageError> {
-        let _ = tar;
-        Err(ImageError::InvalidArchive("not implemented".into()))
-    }
-
-    /// Writes a docker-archive tar (with `manifest.json`, `repositories`, and also an OCI
-    /// layout `index.json`/`oci-layout` as Docker 25+ does) of the named images.
-    pub fn save(&self, names: &[String], out: &mut dyn Write) -> Result<(), ImageError> {
-        let _ = (names, out);
-        Err(ImageError::InvalidArchive("not implemented".into()))
-    }
-
-    /// Creates a one-layer image from a rootfs tar (`docker import`), with config changes
-    /// already applied by the caller in `defaults`.
-    pub fn import(
-        &self,
-        tar: &mut dyn Read,
-        reference: Option<&str>,
-        defaults: ContainerDefaults,
-        message: Option<&str>,
-    ) -> Result<Digest, ImageError> {
-        let _ = (tar, reference, defaults, message);
-        Err(ImageError::InvalidArchive("not implemented".into()))
+        let st = self.read_state();
+        let mut out: Vec<Image> = st.images.keys().filter_map(|id| st.image(id)).collect();
+        out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
     }
 
     /// Adds a reference to an image.
     pub fn tag(&self, source: &str, target: &str) -> Result<(), ImageError> {
-        let _ = target;
-        Err(ImageError::NotFound(source.into()))
-    }
-
-    /// `docker rmi`: `in_use(image_id)` returns the id of a container using the image, if any.
-    pub fn remove(
-        &self,
-        name: &str,
-        force: bool,
-        in_use: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Vec<Removed>, ImageError> {
-        let _ = (force, in_use);
-        Err(ImageError::NotFound(name.into()))
-    }
-
-    /// Creates the snapshot of a new container from an image and mounts it.
-    pub fn prepare_snapshot(
-        &self,
-        container_id: &str,
-        image_id: &str,
-    ) -> Result<Snapshot, ImageError> {
-        let _ = container_id;
-        Err(ImageError::NotFound(image_id.into()))
-    }
-
-    /// Mounts an existing snapshot (after a reboot or an unmount); idempotent.
-    pub fn mount_snapshot(&self, container_id: &str) -> Result<Snapshot, ImageError> {
-        Err(ImageError::NotFound(container_id.into()))
-    }
-
-    /// Unmounts and deletes a container's snapshot; idempotent.
-    pub fn remove_snapshot(&self, container_id: &str) -> Result<(), ImageError> {
-        let _ = container_id;
+        let _ops = self.lock_ops();
+        let target = Reference::parse(target)
+            .map_err(state::reference_error)?
+            .with_default_tag();
+        if target.digest.is_some() {
+            return Err(ImageError::InvalidReference(
+                "refusing to create a tag with a digest reference".into(),
+            ));
+        }
+        let mut st = self.write_state();
+        let id = st.lookup(source)?;
+        st.refs.insert(target.to_string(), id.clone());
+        st.persist_refs(&self.root)?;
+        tracing::info!(image = %id, reference = %target, "tagged");
         Ok(())
     }
 
-    /// Changes of a container's filesystem (`docker diff`).
-    pub fn diff(&self, container_id: &str) -> Result<Vec<Change>, ImageError> {
-        Err(ImageError::NotFound(container_id.into()))
+    /// The raw config blob of an image (byte for byte as loaded or pulled).
+    pub fn config_bytes(&self, image_id: &str) -> Result<Vec<u8>, ImageError> {
+        let id = self.read_state().lookup(image_id)?;
+        self.blobs.read(&id)
     }
 
-    /// Tar of a container's whole filesystem (`docker export`).
-    pub fn export(&self, container_id: &str, out: &mut dyn Write) -> Result<(), ImageError> {
-        let _ = out;
-        Err(ImageError::NotFound(container_id.into()))
+    fn read_state(&self) -> RwLockReadGuard<'_, state::State> {
+        // A panic while holding the lock cannot leave the index half updated: every update
+        // is a single insert or remove, so a poisoned lock is still consistent.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// New image from a container's changes on top of its image (`docker commit`).
-    pub fn commit(
+    fn write_state(&self) -> RwLockWriteGuard<'_, state::State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_ops(&self) -> MutexGuard<'_, ()> {
+        self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds an image whose layers exist: stores the config blob, writes the metadata, indexes
+    /// it and points `references` (normalized) at it. Caller holds the ops lock.
+    fn register_image(
         &self,
-        container_id: &str,
-        image_id: &str,
-        defaults: ContainerDefaults,
-        author: Option<&str>,
-        message: Option<&str>,
-        reference: Option<&str>,
+        config_bytes: &[u8],
+        parent: Option<Digest>,
+        digests: Vec<String>,
+        references: &[String],
     ) -> Result<Digest, ImageError> {
-        let _ = (container_id, defaults, author, message, reference);
-        Err(ImageError::NotFound(image_id.into()))
+        let config: ImageConfig = serde_json::from_slice(config_bytes)
+            .map_err(|e| ImageError::InvalidArchive(format!("invalid image config: {e}")))?;
+        let chain = digest::chain_ids(&config.rootfs.diff_ids);
+        let id = self.blobs.put_bytes(config_bytes)?;
+        let mut st = self.write_state();
+        let mut meta = match st.images.get(&id) {
+            Some(existing) => existing.meta.clone(),
+            None => state::ImageMeta {
+                parent: parent.clone(),
+                created: chrono::Utc::now(),
+                digests: Vec::new(),
+            },
+        };
+        for d in digests {
+            if !meta.digests.contains(&d) {
+                meta.digests.push(d);
+            }
+        }
+        if meta.parent.is_none() {
+            meta.parent = parent;
+        }
+        let hex = digest::sha256_hex(&id).unwrap_or_default();
+        let bytes = serde_json::to_vec_pretty(&meta).map_err(std::io::Error::other)?;
+        atomic::write_file(
+            &state::images_dir(&self.root).join(format!("{hex}.json")),
+            &bytes,
+        )?;
+        st.images.insert(
+            id.clone(),
+            state::ImageRecord {
+                config,
+                meta,
+                chain,
+            },
+        );
+        for r in references {
+            st.refs.insert(r.clone(), id.clone());
+        }
+        if !references.is_empty() {
+            st.persist_refs(&self.root)?;
+        }
+        tracing::info!(image = %id, references = ?references, "image registered");
+        Ok(id)
     }
 
-    /// Removes images (only dangling ones unless `all`) that no container uses; returns what
-    /// was removed and the bytes reclaimed.
-    pub fn prune(
-        &self,
-        all: bool,
-        in_use: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(Vec<Removed>, u64), ImageError> {
-        let _ = (all, in_use);
-        Ok((Vec::new(), 0))
+    /// Deletes layers and blobs nothing uses any more.
+    fn collect_garbage(&self) -> Result<(), ImageError> {
+        let (unused, keep) = {
+            let mut st = self.write_state();
+            let unused = st.take_unused_layers();
+            let mut keep: std::collections::HashSet<Digest> = st.images.keys().cloned().collect();
+            keep.extend(st.layers.values().map(|l| l.diff_id.clone()));
+            (unused, keep)
+        };
+        for layer in &unused {
+            tracing::debug!(layer = %layer.chain_id, "removing unused layer");
+            self.layers.remove(&layer.chain_id)?;
+        }
+        for blob in self.blobs.list()? {
+            if !keep.contains(&blob) {
+                self.blobs.remove(&blob)?;
+            }
+        }
+        Ok(())
     }
 }

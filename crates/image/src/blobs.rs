@@ -1,0 +1,180 @@
+//! The content-addressed blob store: `<root>/blobs/sha256/<hex>`. Every blob is hashed while
+//! it is written and only renamed into place when its digest is what the caller expected.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::atomic::{self, temp_path};
+use crate::digest::{HashingWriter, sha256_hex};
+use crate::{Digest, ImageError};
+
+/// Blobs under one directory, named by the hex of their sha256.
+#[derive(Debug)]
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (creating) `<dir>` and removes half-written blobs.
+    pub fn open(dir: PathBuf) -> Result<Self, ImageError> {
+        fs::create_dir_all(&dir)?;
+        atomic::sweep_temp(&dir)?;
+        Ok(Self { dir })
+    }
+
+    /// Path of a blob (which may not exist); `None` for a malformed digest.
+    pub fn path(&self, digest: &str) -> Option<PathBuf> {
+        sha256_hex(digest).map(|hex| self.dir.join(hex))
+    }
+
+    /// True when the blob is present.
+    pub fn contains(&self, digest: &str) -> bool {
+        self.path(digest).is_some_and(|p| p.exists())
+    }
+
+    /// Reads a whole blob (configs and manifests; layers are streamed from [`Self::path`]).
+    pub fn read(&self, digest: &str) -> Result<Vec<u8>, ImageError> {
+        let path = self
+            .path(digest)
+            .ok_or_else(|| ImageError::InvalidArchive(format!("malformed digest {digest}")))?;
+        Ok(fs::read(path)?)
+    }
+
+    /// Stores bytes; returns their digest.
+    pub fn put_bytes(&self, data: &[u8]) -> Result<Digest, ImageError> {
+        let (digest, _) = self.put(&mut &data[..], None)?;
+        Ok(digest)
+    }
+
+    /// Streams `reader` into the store. When `expected` is given, a different digest is
+    /// refused and nothing is stored. Returns the digest and size.
+    pub fn put(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<&str>,
+    ) -> Result<(Digest, u64), ImageError> {
+        let mut writer = self.writer()?;
+        io::copy(reader, &mut writer)?;
+        writer.commit(expected)
+    }
+
+    /// A writer for a blob whose digest becomes known at the end (see [`BlobWriter::commit`]).
+    pub fn writer(&self) -> Result<BlobWriter, ImageError> {
+        let tmp = temp_path(&self.dir);
+        let file = File::create(&tmp)?;
+        Ok(BlobWriter {
+            dir: self.dir.clone(),
+            tmp,
+            inner: Some(HashingWriter::new(file)),
+            committed: false,
+        })
+    }
+
+    /// Removes a blob; missing is fine.
+    pub fn remove(&self, digest: &str) -> Result<(), ImageError> {
+        if let Some(path) = self.path(digest) {
+            atomic::remove_any(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Digests of every stored blob.
+    pub fn list(&self) -> Result<Vec<Digest>, ImageError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if crate::digest::is_sha256_hex(&name) {
+                out.push(format!("sha256:{name}"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Directory holding the blobs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// A blob being written; dropped without [`BlobWriter::commit`] it leaves nothing behind.
+pub struct BlobWriter {
+    dir: PathBuf,
+    tmp: PathBuf,
+    inner: Option<HashingWriter<File>>,
+    committed: bool,
+}
+
+impl BlobWriter {
+    /// Verifies the digest against `expected` (if any), fsyncs and renames the blob into
+    /// place. An existing blob with the same digest is kept.
+    pub fn commit(mut self, expected: Option<&str>) -> Result<(Digest, u64), ImageError> {
+        let inner = self
+            .inner
+            .take()
+            .ok_or_else(|| io::Error::other("blob writer already finished"))?;
+        let (digest, len, file) = inner.finish();
+        if let Some(expected) = expected
+            && expected != digest
+        {
+            return Err(ImageError::DigestMismatch {
+                expected: expected.to_string(),
+                actual: digest,
+            });
+        }
+        file.sync_all()?;
+        drop(file);
+        let hex = sha256_hex(&digest).unwrap_or_default().to_string();
+        fs::rename(&self.tmp, self.dir.join(hex))?;
+        self.committed = true;
+        atomic::sync_dir(&self.dir)?;
+        Ok((digest, len))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("blob writer already finished")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::sha256_digest;
+
+    #[test]
+    fn put_verifies_digest_and_leaves_nothing_on_mismatch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(dir.path().join("blobs")).expect("open");
+        let good = sha256_digest(b"data");
+        let (d, n) = store.put(&mut &b"data"[..], Some(&good)).expect("put");
+        assert_eq!((d.as_str(), n), (good.as_str(), 4));
+        assert_eq!(store.read(&good).expect("read"), b"data");
+        let err = store
+            .put(&mut &b"other"[..], Some(&good))
+            .expect_err("mismatch");
+        assert!(matches!(err, ImageError::DigestMismatch { .. }));
+        assert_eq!(store.list().expect("list"), vec![good]);
+        assert_eq!(fs::read_dir(store.dir()).expect("dir").count(), 1);
+    }
+}

@@ -1,0 +1,202 @@
+//! Layers on disk: each layer is extracted once into `<root>/layers/<chain hex>/diff`, shared
+//! by every image that has it, with a short symlink `<root>/l/<16 hex>` so overlay mount data
+//! stays under a page for images with many layers. The uncompressed layer tar is kept as a
+//! blob (named by the diff id) so `save` writes the exact bytes the image config names.
+
+pub mod apply;
+pub mod pack;
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::{self, temp_path};
+use crate::blobs::BlobStore;
+use crate::digest::{TeeReader, sha256_digest, sha256_hex};
+use crate::{Digest, ImageError};
+
+/// Length of the names in `<root>/l/`.
+const SHORT_LEN: usize = 16;
+/// Name of a layer's metadata file; its presence marks the layer complete.
+const META_FILE: &str = "layer.json";
+
+/// A layer as stored, persisted in `<root>/layers/<chain hex>/layer.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    /// Chain id (the layer's identity in this store).
+    pub chain_id: Digest,
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Chain id of the layer below, if any.
+    pub parent: Option<Digest>,
+    /// Bytes of regular files in the layer.
+    pub size: u64,
+}
+
+/// The layer directory tree of a store.
+#[derive(Debug)]
+pub struct Layers {
+    dir: PathBuf,
+    links: PathBuf,
+}
+
+impl Layers {
+    /// Opens `<root>/layers` and `<root>/l`, removing half-extracted layers.
+    pub fn open(root: &Path) -> Result<Self, ImageError> {
+        let dir = root.join("layers");
+        let links = root.join("l");
+        fs::create_dir_all(&dir)?;
+        fs::create_dir_all(&links)?;
+        atomic::sweep_temp(&dir)?;
+        atomic::sweep_temp(&links)?;
+        Ok(Self { dir, links })
+    }
+
+    /// `<root>/layers/<chain hex>`.
+    pub fn layer_dir(&self, chain_id: &str) -> PathBuf {
+        self.dir
+            .join(chain_id.strip_prefix("sha256:").unwrap_or(chain_id))
+    }
+
+    /// The extracted content of a layer.
+    pub fn diff_dir(&self, chain_id: &str) -> PathBuf {
+        self.layer_dir(chain_id).join("diff")
+    }
+
+    /// The short symlink to a layer's diff dir, as used in mount data.
+    pub fn short_link(&self, chain_id: &str) -> PathBuf {
+        let hex = chain_id.strip_prefix("sha256:").unwrap_or(chain_id);
+        self.links.join(hex.get(..SHORT_LEN).unwrap_or(hex))
+    }
+
+    /// Every complete layer on disk; incomplete ones are removed.
+    pub fn scan(&self) -> Result<Vec<LayerRecord>, ImageError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let meta = fs::read(path.join(META_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<LayerRecord>(&b).ok());
+            match meta {
+                Some(rec) if self.layer_dir(&rec.chain_id) == path => out.push(rec),
+                _ => {
+                    tracing::info!(path = %path.display(), "removing incomplete layer");
+                    atomic::remove_any(&path)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Extracts a layer tar (plain or gzip) on top of `parent`, storing the uncompressed tar
+    /// as a blob. When `expected` is given the diff id must match. If the layer already
+    /// exists the new copy is discarded.
+    pub fn create(
+        &self,
+        blobs: &BlobStore,
+        reader: &mut dyn Read,
+        parent: Option<&Digest>,
+        expected: Option<&Digest>,
+    ) -> Result<LayerRecord, ImageError> {
+        let tmp = temp_path(&self.dir);
+        let result = self.create_in(&tmp, blobs, reader, parent, expected);
+        if result.is_err() {
+            let _ = atomic::remove_any(&tmp);
+        }
+        result
+    }
+
+    fn create_in(
+        &self,
+        tmp: &Path,
+        blobs: &BlobStore,
+        reader: &mut dyn Read,
+        parent: Option<&Digest>,
+        expected: Option<&Digest>,
+    ) -> Result<LayerRecord, ImageError> {
+        let diff = tmp.join("diff");
+        fs::create_dir_all(&diff)?;
+        let mut input = decompressed(reader)?;
+        let blob = blobs.writer()?;
+        let mut tee = TeeReader::new(&mut input, blob);
+        let stats = apply::apply_tar(&mut tee, &diff)?;
+        let (diff_id, _, blob) = tee.finish()?;
+        let (diff_id, _) = blob.commit(expected.map(String::as_str).or(Some(&diff_id)))?;
+        let chain_id = match parent {
+            None => diff_id.clone(),
+            Some(p) => sha256_digest(format!("{p} {diff_id}").as_bytes()),
+        };
+        let rec = LayerRecord {
+            chain_id: chain_id.clone(),
+            diff_id,
+            parent: parent.cloned(),
+            size: stats.size,
+        };
+        let final_dir = self.layer_dir(&chain_id);
+        if final_dir.join(META_FILE).exists() {
+            atomic::remove_any(tmp)?;
+            return Ok(rec);
+        }
+        atomic::remove_any(&final_dir)?;
+        atomic::write_file(
+            &tmp.join(META_FILE),
+            &serde_json::to_vec(&rec).map_err(json_err)?,
+        )?;
+        fs::rename(tmp, &final_dir)?;
+        atomic::sync_dir(&self.dir)?;
+        self.link(&chain_id)?;
+        tracing::debug!(layer = %chain_id, size = rec.size, "layer extracted");
+        Ok(rec)
+    }
+
+    /// Creates (or repairs) the short symlink of a layer.
+    pub fn link(&self, chain_id: &str) -> Result<(), ImageError> {
+        let link = self.short_link(chain_id);
+        let hex = sha256_hex(chain_id).unwrap_or(chain_id);
+        let target = Path::new("../layers").join(hex).join("diff");
+        if fs::read_link(&link).ok().as_deref() == Some(target.as_path()) {
+            return Ok(());
+        }
+        let tmp = temp_path(&self.links);
+        std::os::unix::fs::symlink(&target, &tmp)?;
+        fs::rename(&tmp, &link)?;
+        Ok(())
+    }
+
+    /// Removes a layer's directory and short link.
+    pub fn remove(&self, chain_id: &str) -> Result<(), ImageError> {
+        atomic::remove_any(&self.short_link(chain_id))?;
+        // Rename first so a crash mid-delete leaves a temp dir swept at open, not a
+        // half-empty layer that looks complete.
+        let dir = self.layer_dir(chain_id);
+        if dir.exists() {
+            let tmp = temp_path(&self.dir);
+            fs::rename(&dir, &tmp)?;
+            atomic::remove_any(&tmp)?;
+        }
+        Ok(())
+    }
+}
+
+fn json_err(e: serde_json::Error) -> ImageError {
+    ImageError::Io(std::io::Error::other(e))
+}
+
+/// Wraps a reader, transparently gunzipping when the stream starts with the gzip magic.
+pub fn decompressed<'a>(reader: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, ImageError> {
+    let mut buf = BufReader::with_capacity(64 * 1024, reader);
+    let head = buf.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(buf)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Err(ImageError::InvalidArchive(
+            "zstd-compressed layers are not supported".into(),
+        ))
+    } else {
+        Ok(Box::new(buf))
+    }
+}

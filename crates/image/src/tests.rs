@@ -1,0 +1,285 @@
+//! Store-level tests: load (docker-archive, OCI layout), import, resolve/list/tag, and
+//! snapshots on overlayfs (root).
+
+use std::fs;
+
+use crate::fixtures::{
+    Entry, busybox_layer, config_for, docker_archive, is_root, oci_archive, tar_of,
+};
+use crate::{ContainerDefaults, ImageError, ImageStore};
+
+fn store() -> (tempfile::TempDir, ImageStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ImageStore::open(&dir.path().join("image")).expect("open");
+    (dir, store)
+}
+
+fn small_layers() -> Vec<Vec<u8>> {
+    vec![
+        tar_of(&[
+            Entry::Dir("etc/", 0o755),
+            Entry::File("etc/hostname".into(), 0o644, b"base\n".to_vec()),
+            Entry::File("etc/motd".into(), 0o644, b"hello\n".to_vec()),
+        ]),
+        tar_of(&[
+            Entry::Dir("etc/", 0o755),
+            Entry::File("etc/.wh.motd".into(), 0o644, Vec::new()),
+            Entry::File("etc/app.conf".into(), 0o600, b"x=1\n".to_vec()),
+        ]),
+    ]
+}
+
+#[test]
+fn load_docker_archive_indexes_image_and_tags() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let archive = docker_archive(
+        &layers,
+        &config,
+        &["busybox:latest", "localhost:5000/a/b:v1"],
+    );
+    let loaded = store.load(&mut &archive[..]).expect("load");
+    let id = crate::digest::sha256_digest(&config);
+    assert_eq!(
+        loaded,
+        vec![(
+            id.clone(),
+            vec![
+                "busybox:latest".to_string(),
+                "localhost:5000/a/b:v1".to_string()
+            ]
+        )]
+    );
+    for name in [
+        "busybox",
+        "busybox:latest",
+        "docker.io/library/busybox",
+        &id,
+        &id[7..19],
+        "localhost:5000/a/b:v1",
+    ] {
+        assert_eq!(store.resolve(name).expect(name).id, id, "{name}");
+    }
+    let image = store.resolve("busybox").expect("resolve");
+    assert_eq!(
+        image.tags,
+        vec!["docker.io/library/busybox:latest", "localhost:5000/a/b:v1"]
+    );
+    assert_eq!(
+        image.config.config.and_then(|c| c.cmd),
+        Some(vec!["sh".to_string()])
+    );
+    assert_eq!(image.size, 5 + 6 + 4);
+    assert_eq!(store.config_bytes(&id).expect("config"), config);
+    assert!(
+        matches!(store.resolve("nothere"), Err(ImageError::NotFound(m)) if m == "nothere:latest")
+    );
+    assert_eq!(
+        store.resolve("Bad Name").expect_err("invalid").to_string(),
+        "invalid reference format"
+    );
+    // The index survives a reopen.
+    let root = store.root().to_path_buf();
+    drop(store);
+    let again = ImageStore::open(&root).expect("reopen");
+    assert_eq!(again.list().expect("list").len(), 1);
+    assert_eq!(again.resolve("busybox:latest").expect("resolve").id, id);
+}
+
+#[test]
+fn load_oci_layout_with_gzip_layers_uses_ref_name() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let archive = oci_archive(&layers, &config, Some("localhost:5000/oci/img:1.0"));
+    let loaded = store.load(&mut &archive[..]).expect("load");
+    let id = crate::digest::sha256_digest(&config);
+    assert_eq!(
+        loaded,
+        vec![(id.clone(), vec!["localhost:5000/oci/img:1.0".to_string()])]
+    );
+    let image = store
+        .resolve("localhost:5000/oci/img:1.0")
+        .expect("resolve");
+    assert_eq!(image.digests.len(), 1);
+    assert!(image.digests[0].starts_with("localhost:5000/oci/img@sha256:"));
+    assert_eq!(store.resolve(&image.digests[0]).expect("by digest").id, id);
+    // Layers are stored uncompressed under their diff ids; the gzip blobs are gone.
+    let blobs = store.blobs.list().expect("blobs");
+    assert_eq!(blobs.len(), 3, "{blobs:?}");
+}
+
+#[test]
+fn oci_layout_with_bare_tag_loads_untagged() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let loaded = store
+        .load(&mut &oci_archive(&layers, &config, Some("latest"))[..])
+        .expect("load");
+    assert!(loaded[0].1.is_empty());
+    assert!(store.list().expect("list")[0].tags.is_empty());
+}
+
+#[test]
+fn load_rejects_layer_that_does_not_match_diff_id() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let tampered = vec![
+        layers[0].clone(),
+        tar_of(&[Entry::File("evil".into(), 0o644, b"x".to_vec())]),
+    ];
+    let archive = docker_archive(&tampered, &config, &["x:1"]);
+    let err = store.load(&mut &archive[..]).expect_err("mismatch");
+    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+    assert!(store.list().expect("list").is_empty());
+    assert!(matches!(store.resolve("x:1"), Err(ImageError::NotFound(_))));
+}
+
+#[test]
+fn load_rejects_garbage_and_missing_manifest() {
+    let (_dir, store) = store();
+    assert!(matches!(
+        store.load(&mut &[1u8; 2048][..]),
+        Err(ImageError::InvalidArchive(_))
+    ));
+    let only = tar_of(&[Entry::File("hello".into(), 0o644, b"x".to_vec())]);
+    assert!(matches!(
+        store.load(&mut &only[..]),
+        Err(ImageError::InvalidArchive(_))
+    ));
+}
+
+#[test]
+fn import_makes_one_layer_image_with_history() {
+    let Some(layer) = busybox_layer() else { return };
+    let (_dir, store) = store();
+    let gz = crate::fixtures::gzip(&layer);
+    let defaults = ContainerDefaults {
+        cmd: Some(vec!["sh".into()]),
+        ..Default::default()
+    };
+    let id = store
+        .import(
+            &mut &gz[..],
+            Some("imported:v1"),
+            defaults,
+            Some("from test"),
+        )
+        .expect("import");
+    let image = store.resolve("imported:v1").expect("resolve");
+    assert_eq!(image.id, id);
+    assert_eq!(
+        image.config.rootfs.diff_ids,
+        vec![crate::digest::sha256_digest(&layer)]
+    );
+    assert_eq!(image.config.history.len(), 1);
+    assert_eq!(
+        image.config.history[0].comment.as_deref(),
+        Some("from test")
+    );
+    assert!(image.size > 1_000_000);
+    assert!(
+        store
+            .import(&mut &layer[..], Some("UPPER"), Default::default(), None)
+            .is_err()
+    );
+}
+
+#[test]
+fn tag_adds_reference_and_moves_existing_one() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let a = store
+        .load(&mut &docker_archive(&layers, &config_for(&layers, &["a"]), &["app:1"])[..])
+        .expect("a");
+    let b = store
+        .load(&mut &docker_archive(&layers, &config_for(&layers, &["b"]), &["app:2"])[..])
+        .expect("b");
+    store.tag("app:1", "app:latest").expect("tag");
+    assert_eq!(store.resolve("app").expect("app").id, a[0].0);
+    store.tag(&b[0].0, "app:1").expect("retag");
+    assert_eq!(store.resolve("app:1").expect("app:1").id, b[0].0);
+    assert!(matches!(
+        store.tag("nope", "x"),
+        Err(ImageError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.tag("app:1", "x y"),
+        Err(ImageError::InvalidReference(_))
+    ));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn snapshot_mounts_overlay_of_layers_and_removes_cleanly() {
+    if !is_root() {
+        eprintln!("skipping: overlay mounts need root");
+        return;
+    }
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    store
+        .load(&mut &docker_archive(&layers, &config, &["app:1"])[..])
+        .expect("load");
+    let start = std::time::Instant::now();
+    let snap = store.prepare_snapshot("c1", "app:1").expect("prepare");
+    let took = start.elapsed();
+    assert!(took.as_millis() < 500, "prepare took {took:?}");
+    assert_eq!(snap.lower.len(), 2);
+    let merged = &snap.merged;
+    assert_eq!(
+        fs::read(merged.join("etc/hostname")).expect("hostname"),
+        b"base\n"
+    );
+    assert!(
+        !merged.join("etc/motd").exists(),
+        "whiteout hides lower file"
+    );
+    assert_eq!(
+        fs::read(merged.join("etc/app.conf")).expect("conf"),
+        b"x=1\n"
+    );
+    fs::write(merged.join("etc/new"), b"n").expect("write");
+    assert!(snap.upper.join("etc/new").exists());
+    // Idempotent mount; paths without mounting.
+    assert_eq!(store.mount_snapshot("c1").expect("mount"), snap);
+    assert_eq!(store.snapshot("c1").expect("paths"), snap);
+    let gd = store.graph_driver("app:1").expect("graph driver");
+    assert_eq!(gd.upper, snap.lower[0]);
+    store.remove_snapshot("c1").expect("remove");
+    assert!(!merged.exists());
+    store.remove_snapshot("c1").expect("idempotent");
+    assert!(store.prepare_snapshot("../x", "app:1").is_err());
+    assert!(matches!(
+        store.prepare_snapshot("c2", "missing"),
+        Err(ImageError::NotFound(_))
+    ));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn snapshot_of_busybox_has_runnable_shell() {
+    if !is_root() {
+        eprintln!("skipping: overlay mounts need root");
+        return;
+    }
+    let Some(layer) = busybox_layer() else { return };
+    let (_dir, store) = store();
+    let config = config_for(std::slice::from_ref(&layer), &["sh"]);
+    store
+        .load(&mut &docker_archive(&[layer], &config, &["busybox:latest"])[..])
+        .expect("load");
+    let snap = store.prepare_snapshot("bb", "busybox").expect("prepare");
+    let out = std::process::Command::new("chroot")
+        .arg(&snap.merged)
+        .args(["/bin/sh", "-c", "echo hi > /tmp/x && cat /tmp/x"])
+        .output()
+        .expect("chroot");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert!(snap.upper.join("tmp/x").exists());
+    store.remove_snapshot("bb").expect("remove");
+}
