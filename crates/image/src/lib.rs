@@ -146,7 +146,7 @@ impl ImageStore {
             state: RwLock::new(state),
             ops: Mutex::new(()),
         };
-        store.collect_garbage()?;
+        let _ = store.collect_garbage()?;
         for chain in store.read_state().layers.keys() {
             store.layers.link(chain)?;
         }
@@ -268,8 +268,8 @@ impl ImageStore {
         Ok(id)
     }
 
-    /// Deletes layers and blobs nothing uses any more.
-    fn collect_garbage(&self) -> Result<(), ImageError> {
+    /// Deletes layers and blobs nothing uses any more; returns the deleted layers.
+    fn collect_garbage(&self) -> Result<Vec<layer::LayerRecord>, ImageError> {
         let (unused, keep) = {
             let mut st = self.write_state();
             let unused = st.take_unused_layers();
@@ -286,6 +286,6 @@ impl ImageStore {
                 self.blobs.remove(&blob)?;
             }
         }
-        Ok(())
+        Ok(unused)
     }
 }

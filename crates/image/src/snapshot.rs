@@ -340,7 +340,7 @@ impl ImageStore {
             let image_gone = !self.read_state().images.contains_key(&rec.image_id);
             if image_gone {
                 let _ops = self.lock_ops();
-                self.collect_garbage()?;
+                let _ = self.collect_garbage()?;
             }
             tracing::debug!(snapshot = %container_id, "snapshot removed");
         }

@@ -65,7 +65,7 @@ impl ImageStore {
         let _ops = self.lock_ops();
         let result = self.load_locked(tar);
         // Blobs of the archive that no image kept (compressed layers, duplicates).
-        self.collect_garbage()?;
+        let _ = self.collect_garbage()?;
         result
     }
 
