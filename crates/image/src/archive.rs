@@ -85,8 +85,6 @@ pub mod media_type {
     pub const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
     /// Uncompressed OCI layer.
     pub const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-    /// Docker schema 2 manifest (accepted when loading).
-    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
     /// Docker manifest list (accepted when loading).
     pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 }

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::atomic::{self, temp_path};
 use crate::digest::{HashingWriter, sha256_hex};
@@ -93,7 +93,8 @@ impl BlobStore {
     }
 
     /// Directory holding the blobs.
-    pub fn dir(&self) -> &Path {
+    #[cfg(test)]
+    pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::Command;
 
 use flate2::Compression;
@@ -245,21 +244,4 @@ pub fn oci_archive(layers: &[Vec<u8>], config: &[u8], ref_name: Option<&str>) ->
 /// True when running as root (tests marked `needs root` check again and explain).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
-}
-
-/// Walks `dir` and returns relative paths, sorted.
-pub fn tree(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
-            let p = e.path();
-            out.push(p.strip_prefix(dir).expect("prefix").display().to_string());
-            if e.file_type().expect("type").is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }

@@ -30,6 +30,7 @@ mod state;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use config::{ContainerDefaults, History, ImageConfig, RootFs};
@@ -127,6 +128,8 @@ pub struct ImageStore {
     state: RwLock<state::State>,
     /// Serializes operations that add or remove images and layers.
     ops: Mutex<()>,
+    /// When set, new snapshots are copies instead of overlay mounts.
+    copy_snapshots: AtomicBool,
 }
 
 impl ImageStore {
@@ -145,6 +148,7 @@ impl ImageStore {
             layers,
             state: RwLock::new(state),
             ops: Mutex::new(()),
+            copy_snapshots: AtomicBool::new(false),
         };
         let _ = store.collect_garbage()?;
         for chain in store.read_state().layers.keys() {
@@ -157,6 +161,16 @@ impl ImageStore {
     /// Root directory of the store.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Makes new snapshots copies of the layers instead of overlay mounts (for filesystems
+    /// where overlayfs misbehaves; failures to mount overlay fall back to this anyway).
+    pub fn set_copy_snapshots(&self, copy: bool) {
+        self.copy_snapshots.store(copy, Ordering::Relaxed);
+    }
+
+    fn copy_snapshots(&self) -> bool {
+        self.copy_snapshots.load(Ordering::Relaxed)
     }
 
     /// Resolves what a user typed to an image.

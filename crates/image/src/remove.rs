@@ -35,7 +35,7 @@ impl ImageStore {
         let mut out = Vec::new();
         if let Some(reference) = by_ref {
             if tags.len() > 1 {
-                self.untag(&[reference.clone()])?;
+                self.untag(std::slice::from_ref(&reference))?;
                 return Ok(vec![Removed::Untagged(familiar(&reference))]);
             }
             if let Some(c) = &container
@@ -47,7 +47,7 @@ impl ImageStore {
                     short_id(&id)
                 )));
             }
-            self.untag(&[reference.clone()])?;
+            self.untag(std::slice::from_ref(&reference))?;
             out.push(Removed::Untagged(familiar(&reference)));
             if container.is_some() || has_children {
                 // The image stays (dangling) for its container or child images.

@@ -4,6 +4,8 @@
 //! a copy of the flattened layers in `merged`.
 
 mod changes;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::fs;
@@ -200,7 +202,15 @@ impl ImageStore {
         for sub in ["upper", "work", "merged"] {
             fs::create_dir_all(dir.join(sub))?;
         }
-        match self.mount_overlay(id, &rec) {
+        let mounted = if self.copy_snapshots() {
+            Err(ImageError::Mount {
+                id: id.to_string(),
+                source: std::io::Error::from_raw_os_error(nix::libc::EOPNOTSUPP),
+            })
+        } else {
+            self.mount_overlay(id, &rec)
+        };
+        match mounted {
             Ok(()) => {}
             Err(ImageError::Mount { source, .. })
                 if matches!(

@@ -295,26 +295,39 @@ fn save_then_rmi_then_load_gives_same_image_and_is_stable() {
         .expect("load");
     let id = loaded[0].0.clone();
     let mut saved = Vec::new();
-    store.save(&["busybox".to_string()], &mut saved).expect("save");
+    store
+        .save(&["busybox".to_string()], &mut saved)
+        .expect("save");
     let mut again = Vec::new();
-    store.save(&["busybox:latest".to_string()], &mut again).expect("save");
+    store
+        .save(&["busybox:latest".to_string()], &mut again)
+        .expect("save");
     assert_eq!(saved, again, "save is deterministic");
     let file = dir.path().join("saved.tar");
     fs::write(&file, &saved).expect("write");
     skopeo_accepts(&format!("docker-archive:{}", file.display()));
     skopeo_accepts(&format!("oci-archive:{}", file.display()));
     let removed = store.remove("busybox", false, &|_| None).expect("rmi");
-    assert_eq!(removed[0], crate::Removed::Untagged("busybox:latest".into()));
+    assert_eq!(
+        removed[0],
+        crate::Removed::Untagged("busybox:latest".into())
+    );
     assert!(removed.contains(&crate::Removed::Deleted(id.clone())));
     assert!(store.list().expect("list").is_empty());
     let reloaded = store.load(&mut &saved[..]).expect("reload");
-    assert_eq!(reloaded, vec![(id.clone(), vec!["busybox:latest".to_string()])]);
+    assert_eq!(
+        reloaded,
+        vec![(id.clone(), vec!["busybox:latest".to_string()])]
+    );
     assert_eq!(store.resolve("busybox").expect("resolve").id, id);
 }
 
 /// Runs `skopeo inspect` on an archive when skopeo is installed.
 fn skopeo_accepts(target: &str) {
-    match std::process::Command::new("skopeo").args(["inspect", target]).output() {
+    match std::process::Command::new("skopeo")
+        .args(["inspect", target])
+        .output()
+    {
         Ok(out) => assert!(
             out.status.success(),
             "skopeo inspect {target}: {}",
@@ -335,10 +348,14 @@ fn rmi_untags_one_of_several_and_refuses_conflicts_unless_forced() {
         .0
         .clone();
     let short = &id[7..19];
-    let err = store.remove(short, false, &|_| None).expect_err("multiple repos");
+    let err = store
+        .remove(short, false, &|_| None)
+        .expect_err("multiple repos");
     assert_eq!(
         err.to_string(),
-        format!("conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")
+        format!(
+            "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+        )
     );
     assert_eq!(
         store.remove("other:1", false, &|_| None).expect("untag"),
@@ -346,14 +363,22 @@ fn rmi_untags_one_of_several_and_refuses_conflicts_unless_forced() {
     );
     let container = "c0ffee".repeat(10);
     let used = |_: &str| Some(container.clone());
-    let err = store.remove("busybox:latest", false, &used).expect_err("in use");
+    let err = store
+        .remove("busybox:latest", false, &used)
+        .expect_err("in use");
     assert_eq!(
         err.to_string(),
-        format!("conflict: unable to remove repository reference \"busybox:latest\" (must force) - container {} is using its referenced image {short}", &container[..12])
+        format!(
+            "conflict: unable to remove repository reference \"busybox:latest\" (must force) - container {} is using its referenced image {short}",
+            &container[..12]
+        )
     );
     // Forced: untagged, the image stays (dangling) for its container.
     let removed = store.remove("busybox:latest", true, &used).expect("force");
-    assert_eq!(removed, vec![crate::Removed::Untagged("busybox:latest".into())]);
+    assert_eq!(
+        removed,
+        vec![crate::Removed::Untagged("busybox:latest".into())]
+    );
     let images = store.list().expect("list");
     assert_eq!(images.len(), 1);
     assert!(images[0].tags.is_empty());
@@ -365,5 +390,7 @@ fn rmi_untags_one_of_several_and_refuses_conflicts_unless_forced() {
     assert_eq!(bytes, 15);
     assert!(store.list().expect("list").is_empty());
     assert!(store.blobs.list().expect("blobs").is_empty());
-    assert!(matches!(store.remove("busybox", false, &|_| None), Err(ImageError::NotFound(m)) if m == "busybox:latest"));
+    assert!(
+        matches!(store.remove("busybox", false, &|_| None), Err(ImageError::NotFound(m)) if m == "busybox:latest")
+    );
 }

@@ -24,6 +24,40 @@ pub struct PackOptions {
     /// Name of the tree's root inside the archive; empty writes the root's contents at the
     /// top level (`./` not emitted).
     pub root_name: PathBuf,
+    /// Write directories without descending into them.
+    pub flat: bool,
+}
+
+/// Writes the given changes of `root` (paths relative to it, `deleted` as `.wh.` entries)
+/// as a layer tar: the copy-fallback way to turn a container's changes into a layer.
+pub fn pack_changes(
+    root: &Path,
+    changes: &[(PathBuf, bool)],
+    out: &mut dyn Write,
+) -> Result<(), ImageError> {
+    let mut builder = tar::Builder::new(out);
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let opts = PackOptions {
+        flat: true,
+        ..PackOptions::default()
+    };
+    for (rel, deleted) in changes {
+        if *deleted {
+            let file = rel.file_name().unwrap_or_default().to_string_lossy();
+            let mut header = Header::new_gnu();
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_size(0);
+            let wh = rel.with_file_name(format!("{WHITEOUT_PREFIX}{file}"));
+            builder.append_data(&mut header, wh, io::empty())?;
+            continue;
+        }
+        let path = root.join(rel);
+        let meta = fs::symlink_metadata(&path)?;
+        pack_entry(&mut builder, &path, rel, &meta, &opts, &mut links)?;
+    }
+    builder.finish()?;
+    Ok(())
 }
 
 /// Writes `src` (a directory or any single file) as a tar stream to `out`.
@@ -108,6 +142,9 @@ fn pack_entry(
             marker.set_mode(0o644);
             marker.set_size(0);
             builder.append_data(&mut marker, name.join(OPAQUE_MARKER), io::empty())?;
+        }
+        if opts.flat {
+            return Ok(());
         }
         return pack_children(builder, path, name, opts, links);
     }

@@ -1,0 +1,137 @@
+//! Root tests of snapshots: diff, commit and export on overlay and on the copy fallback.
+
+use std::fs;
+
+use crate::fixtures::{Entry, config_for, docker_archive, is_root, tar_of};
+use crate::{Change, ImageStore};
+
+fn fixture() -> (tempfile::TempDir, ImageStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ImageStore::open(&dir.path().join("image")).expect("open");
+    let layers = vec![
+        tar_of(&[
+            Entry::Dir("etc/", 0o755),
+            Entry::File("etc/hostname".into(), 0o644, b"base\n".to_vec()),
+            Entry::File("etc/motd".into(), 0o644, b"hello\n".to_vec()),
+            Entry::Dir("var/", 0o755),
+            Entry::Dir("var/lib/", 0o755),
+            Entry::File("var/lib/db".into(), 0o644, b"db".to_vec()),
+        ]),
+        tar_of(&[Entry::File("etc/app.conf".into(), 0o600, b"x=1\n".to_vec())]),
+    ];
+    let config = config_for(&layers, &["sh"]);
+    store
+        .load(&mut &docker_archive(&layers, &config, &["app:1"])[..])
+        .expect("load");
+    (dir, store)
+}
+
+fn change(path: &str, kind: u8) -> Change {
+    Change {
+        path: path.into(),
+        kind,
+    }
+}
+
+fn exercise(store: &ImageStore, copy: bool) {
+    store.set_copy_snapshots(copy);
+    let snap = store.prepare_snapshot("c1", "app:1").expect("prepare");
+    let m = &snap.merged;
+    fs::write(m.join("etc/hostname"), b"changed\n").expect("modify");
+    fs::remove_file(m.join("etc/app.conf")).expect("delete");
+    fs::remove_dir_all(m.join("var/lib")).expect("delete dir");
+    fs::create_dir(m.join("data")).expect("mkdir");
+    fs::write(m.join("data/new"), b"new").expect("add");
+    let diff = store.diff("c1").expect("diff");
+    for want in [
+        change("/data", 1),
+        change("/data/new", 1),
+        change("/etc/app.conf", 2),
+        change("/etc/hostname", 0),
+        change("/var/lib", 2),
+    ] {
+        assert!(
+            diff.contains(&want),
+            "copy={copy}: {want:?} missing from {diff:?}"
+        );
+    }
+    assert!(!diff.iter().any(|c| c.path == "/etc/motd"), "{diff:?}");
+    assert!(!diff.iter().any(|c| c.path == "/var/lib/db"), "{diff:?}");
+
+    let mut exported = Vec::new();
+    store.export("c1", &mut exported).expect("export");
+    let names: Vec<String> = tar::Archive::new(&exported[..])
+        .entries()
+        .expect("tar")
+        .map(|e| {
+            e.expect("entry")
+                .path()
+                .expect("path")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(names.iter().any(|n| n == "data/new"), "{names:?}");
+    assert!(names.iter().any(|n| n == "etc/motd"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("app.conf") || n.contains(".wh.")),
+        "{names:?}"
+    );
+
+    let id = store
+        .commit(
+            "c1",
+            "app:1",
+            Default::default(),
+            Some("me"),
+            Some("msg"),
+            Some("app:2"),
+        )
+        .expect("commit");
+    let image = store.resolve("app:2").expect("committed");
+    assert_eq!(image.id, id);
+    assert_eq!(image.config.rootfs.diff_ids.len(), 3);
+    assert_eq!(image.config.author.as_deref(), Some("me"));
+    let last = image.config.history.last().expect("history");
+    assert_eq!(last.comment.as_deref(), Some("msg"));
+    assert_eq!(image.parent, Some(store.resolve("app:1").expect("base").id));
+
+    let snap2 = store
+        .prepare_snapshot("c2", "app:2")
+        .expect("prepare committed");
+    let m2 = &snap2.merged;
+    assert_eq!(
+        fs::read(m2.join("etc/hostname")).expect("hostname"),
+        b"changed\n"
+    );
+    assert_eq!(fs::read(m2.join("data/new")).expect("new"), b"new");
+    assert!(!m2.join("etc/app.conf").exists());
+    assert!(!m2.join("var/lib").exists());
+    assert!(m2.join("etc/motd").exists());
+    store.remove_snapshot("c1").expect("remove c1");
+    store.remove_snapshot("c2").expect("remove c2");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn overlay_diff_export_commit_round_trip() {
+    if !is_root() {
+        eprintln!("skipping: overlay mounts need root");
+        return;
+    }
+    let (_dir, store) = fixture();
+    exercise(&store, false);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn copy_fallback_diff_export_commit_round_trip() {
+    if !is_root() {
+        eprintln!("skipping: whiteouts (mknod) need root");
+        return;
+    }
+    let (_dir, store) = fixture();
+    exercise(&store, true);
+}
