@@ -19,7 +19,7 @@ use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
-use crate::layer::apply::{Whiteouts, apply_tar_with};
+use crate::layer::apply::{ApplyOptions, Whiteouts, apply_tar_with};
 use crate::{Digest, ImageError, ImageStore, Snapshot};
 
 /// Name of a snapshot's metadata file.
@@ -311,7 +311,7 @@ impl ImageStore {
                 .path(&diff_id)
                 .ok_or_else(|| ImageError::NotFound(diff_id.clone()))?;
             let mut file = fs::File::open(path)?;
-            apply_tar_with(&mut file, merged, Whiteouts::Delete)?;
+            apply_tar_with(&mut file, merged, &ApplyOptions::new(Whiteouts::Delete))?;
         }
         Ok(())
     }

@@ -394,3 +394,24 @@ fn rmi_untags_one_of_several_and_refuses_conflicts_unless_forced() {
         matches!(store.remove("busybox", false, &|_| None), Err(ImageError::NotFound(m)) if m == "busybox:latest")
     );
 }
+
+#[test]
+fn history_lists_rows_newest_first_with_sizes_and_ids() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let id = store
+        .load(&mut &docker_archive(&layers, &config, &["app:1"])[..])
+        .expect("load")[0]
+        .0
+        .clone();
+    let rows = store.history("app:1").expect("history");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].id, id);
+    assert_eq!(rows[0].tags, vec!["app:1".to_string()]);
+    assert_eq!(rows[0].created_by, "layer 1");
+    assert_eq!(rows[0].size, 4);
+    assert_eq!(rows[1].id, crate::history::MISSING);
+    assert_eq!(rows[1].size, 11);
+    assert_eq!(rows[1].created, 1_704_067_200);
+}

@@ -56,19 +56,45 @@ pub enum Whiteouts {
     Overlay,
     /// Delete what they name (flattening layers into one directory, the copy fallback).
     Delete,
+    /// Are ordinary files (`docker cp` into a container).
+    Literal,
+}
+
+/// How a tar is applied.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// What whiteout entries do.
+    pub whiteouts: Whiteouts,
+    /// Directory below `dest` (relative, already confined) the entries are relative to;
+    /// symlinks still resolve against `dest`, the root.
+    pub prefix: PathBuf,
+    /// Owner for every entry instead of the tar's (`docker cp` without `-a`).
+    pub owner: Option<(u32, u32)>,
+}
+
+impl ApplyOptions {
+    /// Options with the given whiteout handling, no prefix, owners from the tar.
+    pub fn new(whiteouts: Whiteouts) -> Self {
+        Self {
+            whiteouts,
+            prefix: PathBuf::new(),
+            owner: None,
+        }
+    }
 }
 
 /// Extracts the tar stream `reader` into `dest` (which must exist) as an overlay layer.
 pub fn apply_tar(reader: &mut dyn Read, dest: &Path) -> Result<ApplyStats, ImageError> {
-    apply_tar_with(reader, dest, Whiteouts::Overlay)
+    apply_tar_with(reader, dest, &ApplyOptions::new(Whiteouts::Overlay))
 }
 
-/// Extracts the tar stream `reader` into `dest`, handling whiteouts as `mode` says.
+/// Extracts the tar stream `reader` into `dest` as `opts` say.
 pub fn apply_tar_with(
     reader: &mut dyn Read,
     dest: &Path,
-    mode: Whiteouts,
+    opts: &ApplyOptions,
 ) -> Result<ApplyStats, ImageError> {
+    let mode = opts.whiteouts;
     let mut archive = tar::Archive::new(reader);
     let mut stats = ApplyStats::default();
     // Directory times are set last: creating children changes them.
@@ -89,9 +115,14 @@ pub fn apply_tar_with(
             // The root itself ("./"): only its metadata could apply; ignore.
             continue;
         }
+        let rel = opts.prefix.join(rel);
         stats.entries += 1;
         let name = rel.file_name().unwrap_or_default().to_string_lossy();
-        if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX) {
+        let whiteout = match mode {
+            Whiteouts::Literal => None,
+            _ => name.strip_prefix(WHITEOUT_PREFIX),
+        };
+        if let Some(target) = whiteout {
             let parent = rel.parent().unwrap_or(Path::new(""));
             let dir = resolve(dest, parent, true).map_err(|e| at(parent, e))?;
             fs::create_dir_all(&dir).map_err(|e| at(&dir, e))?;
@@ -100,7 +131,7 @@ pub fn apply_tar_with(
                     Whiteouts::Overlay => {
                         xattr::set(&dir, OPAQUE_XATTR, b"y").map_err(|e| at(&dir, e))?;
                     }
-                    Whiteouts::Delete => {
+                    Whiteouts::Delete | Whiteouts::Literal => {
                         for child in fs::read_dir(&dir).map_err(|e| at(&dir, e))? {
                             let child = child.map_err(|e| at(&dir, e))?;
                             remove_existing(&child.path())?;
@@ -125,6 +156,7 @@ pub fn apply_tar_with(
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let mtime = header.mtime().unwrap_or(0);
         let (mut uid, mut gid) = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+        let forced_owner = opts.owner;
         let mut xattrs: Vec<(String, Vec<u8>)> = Vec::new();
         if let Ok(Some(pax)) = entry.pax_extensions() {
             for ext in pax.flatten() {
@@ -181,6 +213,7 @@ pub fn apply_tar_with(
                     .ok_or_else(|| invalid(format!("hardlink {} has no target", rel.display())))?;
                 let target_rel = clean_relative(Path::new(OsStr::from_bytes(&target)))
                     .filter(|p| !p.as_os_str().is_empty())
+                    .map(|p| opts.prefix.join(p))
                     .ok_or_else(|| invalid(format!("hardlink {} points outside", rel.display())))?;
                 let source = resolve_parent(dest, &target_rel).map_err(|e| at(&target_rel, e))?;
                 let meta = fs::symlink_metadata(&source).map_err(|e| at(&target_rel, e))?;
@@ -210,6 +243,9 @@ pub fn apply_tar_with(
                 tracing::debug!(entry = %rel.display(), kind = ?other, "skipping unsupported tar entry");
                 continue;
             }
+        }
+        if let Some((u, g)) = forced_owner {
+            (uid, gid) = (u.into(), g.into());
         }
         match fchownat(
             None,

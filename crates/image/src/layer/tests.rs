@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use super::apply::{OPAQUE_XATTR, Whiteouts, apply_tar, apply_tar_with};
+use super::apply::{ApplyOptions, OPAQUE_XATTR, Whiteouts, apply_tar, apply_tar_with};
 use super::pack::{PackOptions, pack};
 use crate::fixtures::{Entry, tar_of};
 
@@ -158,7 +158,12 @@ fn delete_mode_removes_whited_out_paths() {
         Entry::File("o/.wh..wh..opq".into(), 0o644, Vec::new()),
         Entry::File("o/fresh".into(), 0o644, b"f".to_vec()),
     ]);
-    apply_tar_with(&mut &upper[..], &dest, Whiteouts::Delete).expect("apply");
+    apply_tar_with(
+        &mut &upper[..],
+        &dest,
+        &ApplyOptions::new(Whiteouts::Delete),
+    )
+    .expect("apply");
     assert!(dest.join("a/keep").exists());
     assert!(!dest.join("a/gone").exists());
     assert!(!dest.join("o/old").exists());

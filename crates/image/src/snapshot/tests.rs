@@ -135,3 +135,72 @@ fn copy_fallback_diff_export_commit_round_trip() {
     let (_dir, store) = fixture();
     exercise(&store, true);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn cp_helpers_stay_inside_the_container_root() {
+    if !is_root() {
+        eprintln!("skipping: overlay mounts need root");
+        return;
+    }
+    let (_dir, store) = fixture();
+    let snap = store.prepare_snapshot("cp", "app:1").expect("prepare");
+    let m = &snap.merged;
+    std::os::unix::fs::symlink("/etc", m.join("etclink")).expect("symlink");
+    std::os::unix::fs::symlink("../../../../..", m.join("up")).expect("symlink");
+
+    let stat = store.stat_path("cp", "/etc/hostname").expect("stat");
+    assert_eq!((stat.name.as_str(), stat.size), ("hostname", 5));
+    assert_eq!(stat.mode, 0o644);
+    let link = store.stat_path("cp", "/etclink").expect("stat link");
+    assert_eq!(link.link_target, "/etc");
+    assert_ne!(link.mode & (1 << 27), 0);
+    assert!(!link.header_value().is_empty());
+    assert!(matches!(
+        store.stat_path("cp", "/nope"),
+        Err(crate::ImageError::NotFound(_))
+    ));
+
+    let mut out = Vec::new();
+    store
+        .copy_from_container("cp", "/etclink/", &mut out)
+        .expect("copy out");
+    let names: Vec<String> = tar::Archive::new(&out[..])
+        .entries()
+        .expect("tar")
+        .map(|e| {
+            e.expect("entry")
+                .path()
+                .expect("path")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(names.contains(&"etclink/hostname".to_string()), "{names:?}");
+
+    // Into a directory reached through a symlink that climbs out: lands inside the root.
+    let probe = format!("berth-cp-probe-{}", std::process::id());
+    let tar = tar_of(&[
+        Entry::File("x.txt".into(), 0o600, b"in".to_vec()),
+        Entry::Symlink("sneaky".into(), "/".into()),
+        Entry::File(format!("sneaky/tmp/{probe}"), 0o644, b"no".to_vec()),
+    ]);
+    store
+        .copy_to_container("cp", "/up/etc", &mut &tar[..], false)
+        .expect("copy in");
+    assert_eq!(fs::read(m.join("etc/x.txt")).expect("copied"), b"in");
+    assert!(m.join("tmp").join(&probe).exists());
+    assert!(!std::path::Path::new("/tmp").join(&probe).exists());
+    let bad = tar_of(&[Entry::File("../../evil".into(), 0o644, b"x".to_vec())]);
+    assert!(
+        store
+            .copy_to_container("cp", "/etc", &mut &bad[..], false)
+            .is_err()
+    );
+    assert!(
+        store
+            .copy_to_container("cp", "/etc/hostname", &mut &tar[..], false)
+            .is_err()
+    );
+    store.remove_snapshot("cp").expect("remove");
+}
