@@ -415,3 +415,157 @@ fn history_lists_rows_newest_first_with_sizes_and_ids() {
     assert_eq!(rows[1].size, 11);
     assert_eq!(rows[1].created, 1_704_067_200);
 }
+
+#[test]
+fn archives_rewritten_by_skopeo_load_back_to_the_same_image() {
+    let Some(layer) = busybox_layer() else { return };
+    if std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: skopeo not installed");
+        return;
+    }
+    let (dir, store) = store();
+    let layers = vec![layer, small_layers().remove(0)];
+    let config = config_for(&layers, &["sh"]);
+    let id = store
+        .load(&mut &docker_archive(&layers, &config, &["busybox:latest"])[..])
+        .expect("load")[0]
+        .0
+        .clone();
+    let saved = dir.path().join("saved.tar");
+    let mut out = fs::File::create(&saved).expect("create");
+    store
+        .save(&["busybox:latest".into()], &mut out)
+        .expect("save");
+    drop(out);
+    store.remove(&id, true, &|_| None).expect("rmi");
+    for (target, name) in [
+        (
+            format!("docker-archive:{}/da.tar:copied/da:1", dir.path().display()),
+            "copied/da:1",
+        ),
+        (
+            format!(
+                "oci-archive:{}/oa.tar:localhost:5000/copied/oa:2",
+                dir.path().display()
+            ),
+            "localhost:5000/copied/oa:2",
+        ),
+    ] {
+        let status = std::process::Command::new("skopeo")
+            .args([
+                "copy",
+                "--quiet",
+                &format!("docker-archive:{}", saved.display()),
+                &target,
+            ])
+            .status()
+            .expect("skopeo");
+        assert!(status.success(), "skopeo copy to {target}");
+        let file = target.split(':').nth(1).expect("path").to_string();
+        let loaded = store
+            .load(&mut fs::File::open(&file).expect("open"))
+            .expect(&target);
+        let image = store.resolve(name).expect(name);
+        assert_eq!(image.id, loaded[0].0);
+        // skopeo keeps a docker-archive's config bytes; converting to OCI rewrites the
+        // config, so only the layers are the same there.
+        if target.starts_with("docker-archive") {
+            assert_eq!(image.id, id, "{target}");
+        }
+        assert_eq!(image.config.rootfs.diff_ids.len(), 2);
+        assert_eq!(image.size, store.list().expect("list")[0].size);
+    }
+}
+
+#[test]
+fn open_cleans_what_a_crash_left_and_keeps_complete_state() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let id = store
+        .load(&mut &docker_archive(&layers, &config, &["app:1"])[..])
+        .expect("load")[0]
+        .0
+        .clone();
+    let root = store.root().to_path_buf();
+    drop(store);
+    let fake = "f".repeat(64);
+    let leftovers = [
+        root.join(".tmp-0000000000000001"),
+        root.join("blobs/sha256/.tmp-0000000000000002"),
+        root.join("layers/.tmp-0000000000000003/diff/x"),
+        root.join(format!("layers/{fake}/diff/y")),
+        root.join("snapshots/half-made/upper/z"),
+    ];
+    for p in &leftovers {
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(p, b"junk").expect("write");
+    }
+    // An image whose config blob never made it, a reference to it, and an orphan blob.
+    let meta = r#"{"parent":null,"created":"2024-01-01T00:00:00Z","digests":[]}"#;
+    fs::write(root.join(format!("images/{fake}.json")), meta).expect("meta");
+    let refs = format!(
+        r#"{{"refs":{{"docker.io/library/app:1":"{id}","docker.io/library/ghost:1":"sha256:{fake}"}}}}"#
+    );
+    fs::write(root.join("repositories.json"), refs).expect("refs");
+    let orphan = crate::digest::sha256_digest(b"orphan");
+    fs::write(root.join("blobs/sha256").join(&orphan[7..]), b"orphan").expect("orphan");
+
+    let store = ImageStore::open(&root).expect("reopen");
+    for p in &leftovers {
+        assert!(!p.exists(), "{} survived open", p.display());
+    }
+    assert!(!root.join(format!("layers/{fake}")).exists());
+    assert!(!root.join("snapshots/half-made").exists());
+    assert!(!root.join(format!("images/{fake}.json")).exists());
+    assert!(!store.blobs.contains(&orphan));
+    assert!(matches!(
+        store.resolve("ghost:1"),
+        Err(ImageError::NotFound(_))
+    ));
+    assert_eq!(store.resolve("app:1").expect("kept").id, id);
+    assert_eq!(store.list().expect("list").len(), 1);
+}
+
+#[test]
+fn resolve_runs_concurrently_with_loads() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    store
+        .load(&mut &docker_archive(&layers, &config_for(&layers, &["a"]), &["stable:1"])[..])
+        .expect("load");
+    let store = std::sync::Arc::new(store);
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for i in 0..10 {
+                let cmd = format!("c{i}");
+                let config = config_for(&layers, &[cmd.as_str()]);
+                let tag = format!("many:{i}");
+                store
+                    .load(&mut &docker_archive(&layers, &config, &[tag.as_str()])[..])
+                    .expect("load");
+            }
+        })
+    };
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    store.resolve("stable:1").expect("resolve");
+                    store.list().expect("list");
+                }
+            })
+        })
+        .collect();
+    writer.join().expect("writer");
+    for r in readers {
+        r.join().expect("reader");
+    }
+    assert_eq!(store.list().expect("list").len(), 11);
+}
