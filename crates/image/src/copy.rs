@@ -82,9 +82,10 @@ fn go_file_mode(meta: &fs::Metadata) -> u32 {
 }
 
 fn not_found(path: &str, container_id: &str) -> ImageError {
-    ImageError::NotFound(format!(
-        "Could not find the file {path} in container {container_id}"
-    ))
+    ImageError::PathNotFound {
+        path: path.to_string(),
+        container: container_id.to_string(),
+    }
 }
 
 impl ImageStore {
@@ -170,9 +171,7 @@ impl ImageStore {
         let (root, resolved, _) = self.container_path(container_id, &format!("{path}/"))?;
         let meta = fs::metadata(&resolved).map_err(|_| not_found(path, container_id))?;
         if !meta.is_dir() {
-            return Err(ImageError::InvalidArchive(format!(
-                "extraction point {path} is not a directory"
-            )));
+            return Err(ImageError::NotADirectory(path.to_string()));
         }
         let opts = ApplyOptions {
             whiteouts: Whiteouts::Literal,

@@ -114,6 +114,27 @@ pub enum ImageError {
     },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A container has no snapshot (or its id is not a valid one).
+    #[error("no snapshot for container {0}")]
+    NoSnapshot(String),
+    /// Docker's `docker cp` text for a missing path.
+    #[error("Could not find the file {path} in container {container}")]
+    PathNotFound { path: String, container: String },
+    /// `docker cp` into a path that is not a directory.
+    #[error("extraction point is not a directory: {0}")]
+    NotADirectory(String),
+}
+
+impl ImageError {
+    /// The HTTP status the Docker Engine API uses for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NotFound(_) | Self::NoSnapshot(_) | Self::PathNotFound { .. } => 404,
+            Self::InvalidReference(_) | Self::InvalidArchive(_) | Self::NotADirectory(_) => 400,
+            Self::Conflict(_) => 409,
+            Self::DigestMismatch { .. } | Self::Mount { .. } | Self::Io(_) => 500,
+        }
+    }
 }
 
 /// The image store under `<root>`: blobs, layers, image metadata, references, snapshots.

@@ -94,7 +94,7 @@ fn validate_id(id: &str) -> Result<(), ImageError> {
     if ok {
         Ok(())
     } else {
-        Err(ImageError::NotFound(format!("invalid container id {id:?}")))
+        Err(ImageError::NoSnapshot(format!("{id:?} (invalid id)")))
     }
 }
 
@@ -157,7 +157,7 @@ impl ImageStore {
             .snapshots
             .get(id)
             .cloned()
-            .ok_or_else(|| ImageError::NotFound(format!("snapshot {id}")))
+            .ok_or_else(|| ImageError::NoSnapshot(id.to_string()))
     }
 
     /// Creates the snapshot of a new container from an image and mounts it.

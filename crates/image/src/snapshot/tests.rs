@@ -156,10 +156,12 @@ fn cp_helpers_stay_inside_the_container_root() {
     assert_eq!(link.link_target, "/etc");
     assert_ne!(link.mode & (1 << 27), 0);
     assert!(!link.header_value().is_empty());
-    assert!(matches!(
-        store.stat_path("cp", "/nope"),
-        Err(crate::ImageError::NotFound(_))
-    ));
+    let missing = store.stat_path("cp", "/nope").expect_err("missing");
+    assert_eq!(
+        missing.to_string(),
+        "Could not find the file /nope in container cp"
+    );
+    assert_eq!(missing.status(), 404);
 
     let mut out = Vec::new();
     store
@@ -197,10 +199,13 @@ fn cp_helpers_stay_inside_the_container_root() {
             .copy_to_container("cp", "/etc", &mut &bad[..], false)
             .is_err()
     );
-    assert!(
-        store
-            .copy_to_container("cp", "/etc/hostname", &mut &tar[..], false)
-            .is_err()
-    );
+    let err = store
+        .copy_to_container("cp", "/etc/hostname", &mut &tar[..], false)
+        .expect_err("not a dir");
+    assert!(matches!(err, crate::ImageError::NotADirectory(_)), "{err}");
+    assert!(matches!(
+        store.diff("nosuch"),
+        Err(crate::ImageError::NoSnapshot(_))
+    ));
     store.remove_snapshot("cp").expect("remove");
 }
