@@ -20,6 +20,7 @@ pub mod digest;
 mod fixtures;
 mod history;
 mod import;
+mod ingest;
 mod layer;
 pub mod reference;
 mod remove;
@@ -36,6 +37,7 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use config::{ContainerDefaults, History, ImageConfig, RootFs};
 pub use copy::PathStat;
 pub use history::HistoryItem;
+pub use ingest::LayerOpener;
 pub use reference::Reference;
 
 /// `sha256:<64 hex>`.

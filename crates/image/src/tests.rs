@@ -2,6 +2,7 @@
 //! snapshots on overlayfs (root).
 
 use std::fs;
+use std::io::Read;
 
 use crate::fixtures::{
     Entry, busybox_layer, config_for, docker_archive, is_root, oci_archive, tar_of,
@@ -568,4 +569,73 @@ fn resolve_runs_concurrently_with_loads() {
         r.join().expect("reader");
     }
     assert_eq!(store.list().expect("list").len(), 11);
+}
+
+#[test]
+fn add_image_extracts_only_missing_layers_and_records_digest() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    assert_eq!(store.missing_layers(&config).expect("missing"), vec![0, 1]);
+    let gz: Vec<Vec<u8>> = layers.iter().map(|l| crate::fixtures::gzip(l)).collect();
+    let mut opened = Vec::new();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let id = store
+        .add_image(
+            &config,
+            &mut |i| {
+                opened.push(i);
+                Ok(Box::new(std::io::Cursor::new(gz[i].clone())))
+            },
+            Some("localhost:5000/pulled"),
+            Some(&format!("localhost:5000/pulled@{digest}")),
+        )
+        .expect("add");
+    assert_eq!(opened, vec![0, 1]);
+    assert_eq!(id, crate::digest::sha256_digest(&config));
+    assert!(store.missing_layers(&config).expect("missing").is_empty());
+    let image = store
+        .resolve("localhost:5000/pulled:latest")
+        .expect("resolve");
+    assert_eq!(
+        image.digests,
+        vec![format!("localhost:5000/pulled@{digest}")]
+    );
+    let mut tar = Vec::new();
+    store
+        .open_layer(&image.config.rootfs.diff_ids[0])
+        .expect("layer")
+        .read_to_end(&mut tar)
+        .expect("read");
+    assert_eq!(tar, layers[0]);
+    // A second image sharing the base layer only opens its own layer.
+    let other = vec![
+        layers[0].clone(),
+        tar_of(&[Entry::File("z".into(), 0o644, b"z".to_vec())]),
+    ];
+    let config2 = config_for(&other, &["z"]);
+    let mut opened2 = Vec::new();
+    store
+        .add_image(
+            &config2,
+            &mut |i| {
+                opened2.push(i);
+                Ok(Box::new(std::io::Cursor::new(other[i].clone())))
+            },
+            None,
+            None,
+        )
+        .expect("add second");
+    assert_eq!(opened2, vec![1]);
+    // A layer that does not match its diff id is refused.
+    let bad = config_for(&[b"not this".to_vec()], &["x"]);
+    let err = store
+        .add_image(
+            &bad,
+            &mut |_| Ok(Box::new(std::io::Cursor::new(layers[0].clone()))),
+            None,
+            None,
+        )
+        .expect_err("mismatch");
+    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
 }

@@ -12,7 +12,7 @@ use super::{
     CONTAINERD_NAME_ANNOTATION, Descriptor, ManifestEntry, OciManifest, REF_NAME_ANNOTATION,
     media_type,
 };
-use crate::digest::{chain_ids, sha256_hex};
+use crate::digest::sha256_hex;
 use crate::reference::Reference;
 use crate::rootpath::clean_relative;
 use crate::{Digest, ImageConfig, ImageError, ImageStore};
@@ -266,23 +266,17 @@ impl ImageStore {
                 layer_blobs.len()
             )));
         }
-        let chain = chain_ids(diff_ids);
-        for (i, blob) in layer_blobs.iter().enumerate() {
-            if self.read_state().layers.contains_key(&chain[i]) {
-                continue;
-            }
+        let mut open = |i: usize| -> Result<Box<dyn Read>, ImageError> {
+            let blob = &layer_blobs[i];
             let path = self
                 .blobs
                 .path(blob)
                 .ok_or_else(|| invalid(format!("malformed layer digest {blob}")))?;
-            let mut file = File::open(&path)
+            let file = File::open(&path)
                 .map_err(|e| invalid(format!("layer {blob} is missing from the archive: {e}")))?;
-            let parent = i.checked_sub(1).map(|p| &chain[p]);
-            let rec = self
-                .layers
-                .create(&self.blobs, &mut file, parent, Some(&diff_ids[i]))?;
-            self.write_state().layers.insert(rec.chain_id.clone(), rec);
-        }
+            Ok(Box::new(file))
+        };
+        self.ensure_layers(diff_ids, &mut open)?;
         let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
         self.register_image(&config_bytes, None, digests, &names)
     }

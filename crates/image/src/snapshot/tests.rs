@@ -209,3 +209,46 @@ fn cp_helpers_stay_inside_the_container_root() {
     ));
     store.remove_snapshot("cp").expect("remove");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn images_with_many_layers_mount_within_a_page() {
+    if !is_root() {
+        eprintln!("skipping: overlay mounts need root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A long root makes even the short links overflow a page, forcing /proc/self/fd paths.
+    let root = dir
+        .path()
+        .join("a-rather-long-directory-name-for-the-image-store-root");
+    let store = ImageStore::open(&root).expect("open");
+    let layers: Vec<Vec<u8>> = (0..130)
+        .map(|i| {
+            tar_of(&[Entry::File(
+                format!("f{i:03}"),
+                0o644,
+                format!("{i}").into_bytes(),
+            )])
+        })
+        .collect();
+    let config = config_for(&layers, &["sh"]);
+    store
+        .load(&mut &docker_archive(&layers, &config, &["deep:1"])[..])
+        .expect("load");
+    let start = std::time::Instant::now();
+    let snap = store.prepare_snapshot("deep", "deep:1").expect("prepare");
+    eprintln!(
+        "prepare_snapshot with 130 layers took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(snap.lower.len(), 130);
+    for i in [0, 64, 129] {
+        let content = fs::read(snap.merged.join(format!("f{i:03}"))).expect("layer file");
+        assert_eq!(content, format!("{i}").into_bytes());
+    }
+    store.unmount_snapshot("deep").expect("unmount");
+    let again = store.mount_snapshot("deep").expect("remount");
+    assert!(again.merged.join("f000").exists());
+    store.remove_snapshot("deep").expect("remove");
+}

@@ -1,0 +1,98 @@
+//! Adding images whose parts come from elsewhere (a registry pull, an archive): layers are
+//! extracted only when missing, each verified against the config's diff ids; and reading
+//! layers back out (a registry push).
+
+use std::fs::File;
+use std::io::Read;
+
+use crate::digest::chain_ids;
+use crate::reference::Reference;
+use crate::state::reference_error;
+use crate::{Digest, ImageConfig, ImageError, ImageStore};
+
+/// Opens the blob of layer `i` (plain or gzip tar).
+pub type LayerOpener<'a> = dyn FnMut(usize) -> Result<Box<dyn Read + 'a>, ImageError> + 'a;
+
+fn parse_config(config: &[u8]) -> Result<ImageConfig, ImageError> {
+    serde_json::from_slice(config)
+        .map_err(|e| ImageError::InvalidArchive(format!("invalid image config: {e}")))
+}
+
+impl ImageStore {
+    /// Indexes (base first) of the config's layers not in the store yet: what a puller must
+    /// download.
+    pub fn missing_layers(&self, config: &[u8]) -> Result<Vec<usize>, ImageError> {
+        let config = parse_config(config)?;
+        let st = self.read_state();
+        Ok(chain_ids(&config.rootfs.diff_ids)
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !st.layers.contains_key(*c))
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    /// Adds an image from its config bytes (kept byte for byte, so the id is the registry's)
+    /// and its layers: `open(i)` is called only for missing layers. `reference` is tagged
+    /// and `repo_digest` (`name@sha256:<manifest>`) recorded when given.
+    pub fn add_image(
+        &self,
+        config: &[u8],
+        open: &mut LayerOpener<'_>,
+        reference: Option<&str>,
+        repo_digest: Option<&str>,
+    ) -> Result<Digest, ImageError> {
+        let reference = reference
+            .map(|r| Reference::parse(r).map(Reference::with_default_tag))
+            .transpose()
+            .map_err(reference_error)?;
+        let digests = repo_digest
+            .map(|d| {
+                let r = Reference::parse(d).map_err(reference_error)?;
+                match &r.digest {
+                    Some(digest) => Ok(format!("{}@{digest}", r.name())),
+                    None => Err(ImageError::InvalidReference(format!("{d} has no digest"))),
+                }
+            })
+            .transpose()?;
+        let _ops = self.lock_ops();
+        let parsed = parse_config(config)?;
+        self.ensure_layers(&parsed.rootfs.diff_ids, open)?;
+        let refs: Vec<String> = reference.iter().map(|r| r.to_string()).collect();
+        let id = self.register_image(config, None, digests.into_iter().collect(), &refs)?;
+        let _ = self.collect_garbage()?;
+        Ok(id)
+    }
+
+    /// Extracts every missing layer of `diff_ids`, verifying each. Caller holds the ops lock.
+    pub(crate) fn ensure_layers(
+        &self,
+        diff_ids: &[Digest],
+        open: &mut LayerOpener<'_>,
+    ) -> Result<(), ImageError> {
+        let chain = chain_ids(diff_ids);
+        for (i, chain_id) in chain.iter().enumerate() {
+            if self.read_state().layers.contains_key(chain_id) {
+                continue;
+            }
+            let mut reader = open(i)?;
+            let parent = i.checked_sub(1).map(|p| &chain[p]);
+            let rec = self
+                .layers
+                .create(&self.blobs, &mut reader, parent, Some(&diff_ids[i]))?;
+            self.write_state().layers.insert(rec.chain_id.clone(), rec);
+        }
+        Ok(())
+    }
+
+    /// The uncompressed tar of a stored layer, by diff id (what `save` writes and a push
+    /// uploads).
+    pub fn open_layer(&self, diff_id: &str) -> Result<File, ImageError> {
+        let path = self
+            .blobs
+            .path(diff_id)
+            .filter(|p| p.exists())
+            .ok_or_else(|| ImageError::NotFound(format!("layer {diff_id}")))?;
+        Ok(File::open(path)?)
+    }
+}
