@@ -3,6 +3,8 @@
 //! (`oci-layout`, `index.json`); `save` of a docker-archive that is also an OCI layout.
 
 mod load;
+#[cfg(test)]
+mod tests;
 pub use load::host_architecture;
 mod save;
 

@@ -10,6 +10,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::json;
 
+use crate::ImageStore;
 use crate::digest::sha256_digest;
 
 /// Path of the static busybox the fixtures use.
@@ -244,4 +245,28 @@ pub fn oci_archive(layers: &[Vec<u8>], config: &[u8], ref_name: Option<&str>) ->
 /// True when running as root (tests marked `needs root` check again and explain).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// A fresh store in a temporary directory (kept alive by the returned guard).
+pub fn store() -> (tempfile::TempDir, ImageStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ImageStore::open(&dir.path().join("image")).expect("open");
+    (dir, store)
+}
+
+/// Two small layers: a base with `/etc/hostname` and `/etc/motd`, and one that whites out
+/// `motd` and adds `/etc/app.conf`.
+pub fn small_layers() -> Vec<Vec<u8>> {
+    vec![
+        tar_of(&[
+            Entry::Dir("etc/", 0o755),
+            Entry::File("etc/hostname".into(), 0o644, b"base\n".to_vec()),
+            Entry::File("etc/motd".into(), 0o644, b"hello\n".to_vec()),
+        ]),
+        tar_of(&[
+            Entry::Dir("etc/", 0o755),
+            Entry::File("etc/.wh.motd".into(), 0o644, Vec::new()),
+            Entry::File("etc/app.conf".into(), 0o600, b"x=1\n".to_vec()),
+        ]),
+    ]
 }

@@ -1,0 +1,320 @@
+//! Tests of archives: load (docker-archive, OCI layout), save round trips checked with
+//! skopeo, and adding pulled images.
+
+use std::fs;
+use std::io::Read;
+
+use crate::fixtures::{
+    Entry, busybox_layer, config_for, docker_archive, oci_archive, small_layers, store, tar_of,
+};
+use crate::{ImageError, ImageStore};
+
+#[test]
+fn load_docker_archive_indexes_image_and_tags() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let archive = docker_archive(
+        &layers,
+        &config,
+        &["busybox:latest", "localhost:5000/a/b:v1"],
+    );
+    let loaded = store.load(&mut &archive[..]).expect("load");
+    let id = crate::digest::sha256_digest(&config);
+    assert_eq!(
+        loaded,
+        vec![(
+            id.clone(),
+            vec![
+                "busybox:latest".to_string(),
+                "localhost:5000/a/b:v1".to_string()
+            ]
+        )]
+    );
+    for name in [
+        "busybox",
+        "busybox:latest",
+        "docker.io/library/busybox",
+        &id,
+        &id[7..19],
+        "localhost:5000/a/b:v1",
+    ] {
+        assert_eq!(store.resolve(name).expect(name).id, id, "{name}");
+    }
+    let image = store.resolve("busybox").expect("resolve");
+    assert_eq!(
+        image.tags,
+        vec!["docker.io/library/busybox:latest", "localhost:5000/a/b:v1"]
+    );
+    assert_eq!(
+        image.config.config.and_then(|c| c.cmd),
+        Some(vec!["sh".to_string()])
+    );
+    assert_eq!(image.size, 5 + 6 + 4);
+    assert_eq!(store.config_bytes(&id).expect("config"), config);
+    assert!(
+        matches!(store.resolve("nothere"), Err(ImageError::NotFound(m)) if m == "nothere:latest")
+    );
+    assert_eq!(
+        store.resolve("Bad Name").expect_err("invalid").to_string(),
+        "invalid reference format"
+    );
+    // The index survives a reopen.
+    let root = store.root().to_path_buf();
+    drop(store);
+    let again = ImageStore::open(&root).expect("reopen");
+    assert_eq!(again.list().expect("list").len(), 1);
+    assert_eq!(again.resolve("busybox:latest").expect("resolve").id, id);
+}
+
+#[test]
+fn load_oci_layout_with_gzip_layers_uses_ref_name() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let archive = oci_archive(&layers, &config, Some("localhost:5000/oci/img:1.0"));
+    let loaded = store.load(&mut &archive[..]).expect("load");
+    let id = crate::digest::sha256_digest(&config);
+    assert_eq!(
+        loaded,
+        vec![(id.clone(), vec!["localhost:5000/oci/img:1.0".to_string()])]
+    );
+    let image = store
+        .resolve("localhost:5000/oci/img:1.0")
+        .expect("resolve");
+    assert_eq!(image.digests.len(), 1);
+    assert!(image.digests[0].starts_with("localhost:5000/oci/img@sha256:"));
+    assert_eq!(store.resolve(&image.digests[0]).expect("by digest").id, id);
+    // Layers are stored uncompressed under their diff ids; the gzip blobs are gone.
+    let blobs = store.blobs.list().expect("blobs");
+    assert_eq!(blobs.len(), 3, "{blobs:?}");
+}
+
+#[test]
+fn oci_layout_with_bare_tag_loads_untagged() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let loaded = store
+        .load(&mut &oci_archive(&layers, &config, Some("latest"))[..])
+        .expect("load");
+    assert!(loaded[0].1.is_empty());
+    assert!(store.list().expect("list")[0].tags.is_empty());
+}
+
+#[test]
+fn load_rejects_layer_that_does_not_match_diff_id() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let tampered = vec![
+        layers[0].clone(),
+        tar_of(&[Entry::File("evil".into(), 0o644, b"x".to_vec())]),
+    ];
+    let archive = docker_archive(&tampered, &config, &["x:1"]);
+    let err = store.load(&mut &archive[..]).expect_err("mismatch");
+    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+    assert!(store.list().expect("list").is_empty());
+    assert!(matches!(store.resolve("x:1"), Err(ImageError::NotFound(_))));
+}
+
+#[test]
+fn load_rejects_garbage_and_missing_manifest() {
+    let (_dir, store) = store();
+    assert!(matches!(
+        store.load(&mut &[1u8; 2048][..]),
+        Err(ImageError::InvalidArchive(_))
+    ));
+    let only = tar_of(&[Entry::File("hello".into(), 0o644, b"x".to_vec())]);
+    assert!(matches!(
+        store.load(&mut &only[..]),
+        Err(ImageError::InvalidArchive(_))
+    ));
+}
+
+#[test]
+fn save_then_rmi_then_load_gives_same_image_and_is_stable() {
+    let Some(layer) = busybox_layer() else { return };
+    let (dir, store) = store();
+    let layers = vec![layer, small_layers().remove(0)];
+    let config = config_for(&layers, &["sh"]);
+    let loaded = store
+        .load(&mut &docker_archive(&layers, &config, &["busybox:latest"])[..])
+        .expect("load");
+    let id = loaded[0].0.clone();
+    let mut saved = Vec::new();
+    store
+        .save(&["busybox".to_string()], &mut saved)
+        .expect("save");
+    let mut again = Vec::new();
+    store
+        .save(&["busybox:latest".to_string()], &mut again)
+        .expect("save");
+    assert_eq!(saved, again, "save is deterministic");
+    let file = dir.path().join("saved.tar");
+    fs::write(&file, &saved).expect("write");
+    skopeo_accepts(&format!("docker-archive:{}", file.display()));
+    skopeo_accepts(&format!("oci-archive:{}", file.display()));
+    let removed = store.remove("busybox", false, &|_| None).expect("rmi");
+    assert_eq!(
+        removed[0],
+        crate::Removed::Untagged("busybox:latest".into())
+    );
+    assert!(removed.contains(&crate::Removed::Deleted(id.clone())));
+    assert!(store.list().expect("list").is_empty());
+    let reloaded = store.load(&mut &saved[..]).expect("reload");
+    assert_eq!(
+        reloaded,
+        vec![(id.clone(), vec!["busybox:latest".to_string()])]
+    );
+    assert_eq!(store.resolve("busybox").expect("resolve").id, id);
+}
+
+/// Runs `skopeo inspect` on an archive when skopeo is installed.
+fn skopeo_accepts(target: &str) {
+    match std::process::Command::new("skopeo")
+        .args(["inspect", target])
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "skopeo inspect {target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("skipping skopeo check: {e}"),
+    }
+}
+
+#[test]
+fn archives_rewritten_by_skopeo_load_back_to_the_same_image() {
+    let Some(layer) = busybox_layer() else { return };
+    if std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: skopeo not installed");
+        return;
+    }
+    let (dir, store) = store();
+    let layers = vec![layer, small_layers().remove(0)];
+    let config = config_for(&layers, &["sh"]);
+    let id = store
+        .load(&mut &docker_archive(&layers, &config, &["busybox:latest"])[..])
+        .expect("load")[0]
+        .0
+        .clone();
+    let saved = dir.path().join("saved.tar");
+    let mut out = fs::File::create(&saved).expect("create");
+    store
+        .save(&["busybox:latest".into()], &mut out)
+        .expect("save");
+    drop(out);
+    store.remove(&id, true, &|_| None).expect("rmi");
+    for (target, name) in [
+        (
+            format!("docker-archive:{}/da.tar:copied/da:1", dir.path().display()),
+            "copied/da:1",
+        ),
+        (
+            format!(
+                "oci-archive:{}/oa.tar:localhost:5000/copied/oa:2",
+                dir.path().display()
+            ),
+            "localhost:5000/copied/oa:2",
+        ),
+    ] {
+        let status = std::process::Command::new("skopeo")
+            .args([
+                "copy",
+                "--quiet",
+                &format!("docker-archive:{}", saved.display()),
+                &target,
+            ])
+            .status()
+            .expect("skopeo");
+        assert!(status.success(), "skopeo copy to {target}");
+        let file = target.split(':').nth(1).expect("path").to_string();
+        let loaded = store
+            .load(&mut fs::File::open(&file).expect("open"))
+            .expect(&target);
+        let image = store.resolve(name).expect(name);
+        assert_eq!(image.id, loaded[0].0);
+        // skopeo keeps a docker-archive's config bytes; converting to OCI rewrites the
+        // config, so only the layers are the same there.
+        if target.starts_with("docker-archive") {
+            assert_eq!(image.id, id, "{target}");
+        }
+        assert_eq!(image.config.rootfs.diff_ids.len(), 2);
+        assert_eq!(image.size, store.list().expect("list")[0].size);
+    }
+}
+
+#[test]
+fn add_image_extracts_only_missing_layers_and_records_digest() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    assert_eq!(store.missing_layers(&config).expect("missing"), vec![0, 1]);
+    let gz: Vec<Vec<u8>> = layers.iter().map(|l| crate::fixtures::gzip(l)).collect();
+    let mut opened = Vec::new();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let id = store
+        .add_image(
+            &config,
+            &mut |i| {
+                opened.push(i);
+                Ok(Box::new(std::io::Cursor::new(gz[i].clone())))
+            },
+            Some("localhost:5000/pulled"),
+            Some(&format!("localhost:5000/pulled@{digest}")),
+        )
+        .expect("add");
+    assert_eq!(opened, vec![0, 1]);
+    assert_eq!(id, crate::digest::sha256_digest(&config));
+    assert!(store.missing_layers(&config).expect("missing").is_empty());
+    let image = store
+        .resolve("localhost:5000/pulled:latest")
+        .expect("resolve");
+    assert_eq!(
+        image.digests,
+        vec![format!("localhost:5000/pulled@{digest}")]
+    );
+    let mut tar = Vec::new();
+    store
+        .open_layer(&image.config.rootfs.diff_ids[0])
+        .expect("layer")
+        .read_to_end(&mut tar)
+        .expect("read");
+    assert_eq!(tar, layers[0]);
+    // A second image sharing the base layer only opens its own layer.
+    let other = vec![
+        layers[0].clone(),
+        tar_of(&[Entry::File("z".into(), 0o644, b"z".to_vec())]),
+    ];
+    let config2 = config_for(&other, &["z"]);
+    let mut opened2 = Vec::new();
+    store
+        .add_image(
+            &config2,
+            &mut |i| {
+                opened2.push(i);
+                Ok(Box::new(std::io::Cursor::new(other[i].clone())))
+            },
+            None,
+            None,
+        )
+        .expect("add second");
+    assert_eq!(opened2, vec![1]);
+    // A layer that does not match its diff id is refused.
+    let bad = config_for(&[b"not this".to_vec()], &["x"]);
+    let err = store
+        .add_image(
+            &bad,
+            &mut |_| Ok(Box::new(std::io::Cursor::new(layers[0].clone()))),
+            None,
+            None,
+        )
+        .expect_err("mismatch");
+    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+}
