@@ -9,6 +9,9 @@ use crate::atomic::{self, temp_path};
 use crate::digest::{HashingWriter, sha256_hex};
 use crate::{Digest, ImageError};
 
+/// Largest config or manifest read into memory.
+pub const MAX_DOCUMENT: u64 = 16 << 20;
+
 /// Blobs under one directory, named by the hex of their sha256.
 #[derive(Debug)]
 pub struct BlobStore {
@@ -33,12 +36,22 @@ impl BlobStore {
         self.path(digest).is_some_and(|p| p.exists())
     }
 
-    /// Reads a whole blob (configs and manifests; layers are streamed from [`Self::path`]).
+    /// Reads a whole blob: configs and manifests, at most [`MAX_DOCUMENT`] bytes (layers are
+    /// streamed from [`Self::path`]).
     pub fn read(&self, digest: &str) -> Result<Vec<u8>, ImageError> {
         let path = self
             .path(digest)
             .ok_or_else(|| ImageError::InvalidArchive(format!("malformed digest {digest}")))?;
-        Ok(fs::read(path)?)
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        if len > MAX_DOCUMENT {
+            return Err(ImageError::InvalidArchive(format!(
+                "blob {digest} is too large for a JSON document ({len} bytes)"
+            )));
+        }
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(MAX_DOCUMENT).read_to_end(&mut out)?;
+        Ok(out)
     }
 
     /// Stores bytes; returns their digest.

@@ -138,7 +138,8 @@ pub fn apply_tar_with(
                         }
                     }
                 }
-            } else if !name.starts_with(WHITEOUT_META_PREFIX) && !target.is_empty() {
+            } else if !name.starts_with(WHITEOUT_META_PREFIX) && !matches!(target, "" | "." | "..")
+            {
                 let path = dir.join(target);
                 remove_existing(&path)?;
                 if mode == Whiteouts::Overlay {

@@ -176,3 +176,24 @@ fn garbage_is_not_a_tar() {
     let err = apply_tar(&mut &[7u8; 1024][..], dir.path()).expect_err("garbage");
     assert!(matches!(err, crate::ImageError::InvalidArchive(_)), "{err}");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn whiteouts_of_dot_names_never_touch_parents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("layer");
+    let sibling = dir.path().join("sibling");
+    fs::create_dir_all(&sibling).expect("mkdir");
+    apply(
+        &[
+            Entry::File(".wh...".into(), 0o644, Vec::new()),
+            Entry::File(".wh..".into(), 0o644, Vec::new()),
+            Entry::Dir("d/", 0o755),
+            Entry::File("d/.wh...".into(), 0o644, Vec::new()),
+        ],
+        &dest,
+    )
+    .expect("apply");
+    assert!(sibling.exists());
+    assert!(dest.join("d").is_dir());
+}
