@@ -142,6 +142,11 @@ impl Layers {
             return Ok(rec);
         }
         atomic::remove_any(&final_dir)?;
+        // The extracted files must be on disk before layer.json marks the layer complete;
+        // one syncfs is far cheaper than an fsync per file.
+        let diff_handle = fs::File::open(&diff)?;
+        nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&diff_handle))
+            .map_err(std::io::Error::from)?;
         atomic::write_file(
             &tmp.join(META_FILE),
             &serde_json::to_vec(&rec).map_err(json_err)?,

@@ -4,10 +4,10 @@
 //! is how a container's upper directory turns into a layer.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{major, minor};
@@ -160,7 +160,11 @@ fn pack_entry(
     if ft.is_file() {
         header.set_entry_type(EntryType::Regular);
         header.set_size(meta.len());
-        let file = File::open(path)?;
+        // O_NOFOLLOW: a running container may swap the file for a symlink after the lstat.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(path)?;
         builder.append_data(&mut header, name, file)?;
     } else if ft.is_symlink() {
         let target = fs::read_link(path)?;
