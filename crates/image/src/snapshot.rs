@@ -4,6 +4,7 @@
 //! a copy of the flattened layers in `merged`.
 
 mod changes;
+mod init;
 #[cfg(test)]
 mod tests;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic;
 use crate::layer::apply::{ApplyOptions, Whiteouts, apply_tar_with};
+use crate::layer::pack::{PackOptions, pack};
 use crate::{Digest, ImageError, ImageStore, Snapshot};
 
 /// Name of a snapshot's metadata file.
@@ -46,6 +48,9 @@ pub struct SnapshotRecord {
     pub layers: Vec<Digest>,
     /// overlay or copy.
     pub mode: SnapshotMode,
+    /// Whether `<snapshot>/init` (mount points for the runtime) sits above the layers.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// `<root>/snapshots`.
@@ -139,16 +144,19 @@ impl ImageStore {
         };
         Snapshot {
             id: id.to_string(),
-            lower: rec
-                .layers
-                .iter()
-                .rev()
-                .map(|c| self.layers.diff_dir(c))
-                .collect(),
+            lower: self.lower_dirs(id, rec),
             upper,
             work,
             merged,
         }
+    }
+
+    /// Read-only layers of a snapshot, top first: the init layer, then the image's.
+    fn lower_dirs(&self, id: &str, rec: &SnapshotRecord) -> Vec<PathBuf> {
+        let init = rec.init.then(|| self.snapshot_dir(id).join("init"));
+        init.into_iter()
+            .chain(rec.layers.iter().rev().map(|c| self.layers.diff_dir(c)))
+            .collect()
     }
 
     fn snapshot_record(&self, id: &str) -> Result<SnapshotRecord, ImageError> {
@@ -183,6 +191,7 @@ impl ImageStore {
                 image_id: id,
                 layers,
                 mode: SnapshotMode::Overlay,
+                init: true,
             };
             st.snapshots.insert(container_id.to_string(), rec.clone());
             rec
@@ -201,6 +210,15 @@ impl ImageStore {
         let dir = self.snapshot_dir(id);
         for sub in ["upper", "work", "merged"] {
             fs::create_dir_all(dir.join(sub))?;
+        }
+        if rec.init {
+            let image_layers: Vec<PathBuf> = rec
+                .layers
+                .iter()
+                .rev()
+                .map(|c| self.layers.diff_dir(c))
+                .collect();
+            init::populate(&dir.join("init"), &image_layers)?;
         }
         let mounted = if self.copy_snapshots() {
             Err(ImageError::Mount {
@@ -244,11 +262,16 @@ impl ImageStore {
     fn mount_overlay(&self, id: &str, rec: &SnapshotRecord) -> Result<(), ImageError> {
         let dir = self.snapshot_dir(id);
         let merged = dir.join("merged");
-        let mut lower: Vec<String> = rec
-            .layers
+        let init = rec.init.then(|| dir.join("init").display().to_string());
+        let mut lower: Vec<String> = init
             .iter()
-            .rev()
-            .map(|c| self.layers.short_link(c).display().to_string())
+            .cloned()
+            .chain(
+                rec.layers
+                    .iter()
+                    .rev()
+                    .map(|c| self.layers.short_link(c).display().to_string()),
+            )
             .collect();
         if lower.is_empty() {
             // overlayfs needs at least one lower layer.
@@ -265,7 +288,7 @@ impl ImageStore {
         let mut fds = Vec::new();
         if data.len() > MAX_MOUNT_DATA {
             // /proc/self/fd/N paths are shorter than any store path.
-            lower.clear();
+            lower = init.into_iter().collect();
             for c in rec.layers.iter().rev() {
                 let fd = open(
                     &self.layers.diff_dir(c),
@@ -312,6 +335,17 @@ impl ImageStore {
                 .ok_or_else(|| ImageError::NotFound(diff_id.clone()))?;
             let mut file = fs::File::open(path)?;
             apply_tar_with(&mut file, merged, &ApplyOptions::new(Whiteouts::Delete))?;
+        }
+        if rec.init
+            && let Some(dir) = merged.parent()
+        {
+            let mut init = Vec::new();
+            pack(&dir.join("init"), &mut init, &PackOptions::default())?;
+            apply_tar_with(
+                &mut &init[..],
+                merged,
+                &ApplyOptions::new(Whiteouts::Literal),
+            )?;
         }
         Ok(())
     }

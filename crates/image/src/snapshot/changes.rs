@@ -76,13 +76,19 @@ fn walk(dir: &Path) -> Result<BTreeMap<PathBuf, fs::Metadata>, ImageError> {
     Ok(out)
 }
 
+/// Docker's `sameFsTime`: tar keeps whole seconds, so a zero nanosecond part on either side
+/// compares seconds only.
+fn same_time(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    a.mtime() == b.mtime()
+        && (a.mtime_nsec() == b.mtime_nsec() || a.mtime_nsec() == 0 || b.mtime_nsec() == 0)
+}
+
 fn differs(a: &fs::Metadata, b: &fs::Metadata) -> bool {
     a.file_type() != b.file_type()
         || a.mode() != b.mode()
         || a.uid() != b.uid()
         || a.gid() != b.gid()
-        || (!a.is_dir()
-            && (a.len() != b.len() || a.mtime() != b.mtime() || a.mtime_nsec() != b.mtime_nsec()))
+        || (!a.is_dir() && (a.len() != b.len() || !same_time(a, b)))
 }
 
 impl ImageStore {
