@@ -4,8 +4,7 @@
 use std::io::Read;
 
 use crate::archive::host_architecture;
-use crate::reference::Reference;
-use crate::state::reference_error;
+use crate::state::tag_reference;
 use crate::{ContainerDefaults, Digest, History, ImageConfig, ImageError, ImageStore, RootFs};
 
 /// Docker's history comment for an import from stdin.
@@ -21,10 +20,7 @@ impl ImageStore {
         defaults: ContainerDefaults,
         message: Option<&str>,
     ) -> Result<Digest, ImageError> {
-        let reference = reference
-            .map(|r| Reference::parse(r).map(Reference::with_default_tag))
-            .transpose()
-            .map_err(reference_error)?;
+        let reference = reference.map(tag_reference).transpose()?;
         let _ops = self.lock_ops();
         let layer = self.layers.create(&self.blobs, tar, None, None)?;
         self.write_state()

@@ -7,7 +7,7 @@ use std::io::Read;
 
 use crate::digest::chain_ids;
 use crate::reference::Reference;
-use crate::state::reference_error;
+use crate::state::{reference_error, tag_reference};
 use crate::{Digest, ImageConfig, ImageError, ImageStore};
 
 /// Opens the blob of layer `i` (plain or gzip tar).
@@ -42,10 +42,7 @@ impl ImageStore {
         reference: Option<&str>,
         repo_digest: Option<&str>,
     ) -> Result<Digest, ImageError> {
-        let reference = reference
-            .map(|r| Reference::parse(r).map(Reference::with_default_tag))
-            .transpose()
-            .map_err(reference_error)?;
+        let reference = reference.map(tag_reference).transpose()?;
         let digests = repo_digest
             .map(|d| {
                 let r = Reference::parse(d).map_err(reference_error)?;

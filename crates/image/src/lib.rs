@@ -215,14 +215,7 @@ impl ImageStore {
     /// Adds a reference to an image.
     pub fn tag(&self, source: &str, target: &str) -> Result<(), ImageError> {
         let _ops = self.lock_ops();
-        let target = Reference::parse(target)
-            .map_err(state::reference_error)?
-            .with_default_tag();
-        if target.digest.is_some() {
-            return Err(ImageError::InvalidReference(
-                "refusing to create a tag with a digest reference".into(),
-            ));
-        }
+        let target = state::tag_reference(target)?;
         let mut st = self.write_state();
         let id = st.lookup(source)?;
         st.refs.insert(target.to_string(), id.clone());

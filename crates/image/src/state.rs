@@ -247,3 +247,16 @@ impl State {
 pub fn reference_error(e: ReferenceError) -> ImageError {
     ImageError::InvalidReference(e.to_string())
 }
+
+/// Parses a reference to create (`tag`, `import`, `commit`): `:latest` added, digests refused.
+pub fn tag_reference(input: &str) -> Result<Reference, ImageError> {
+    let r = Reference::parse(input)
+        .map_err(reference_error)?
+        .with_default_tag();
+    if r.digest.is_some() {
+        return Err(ImageError::InvalidReference(
+            "refusing to create a tag with a digest reference".into(),
+        ));
+    }
+    Ok(r)
+}

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use super::{SnapshotMode, SnapshotRecord};
 use crate::layer::apply::OPAQUE_XATTR;
 use crate::layer::pack::{PackOptions, pack, pack_changes};
-use crate::reference::Reference;
-use crate::state::reference_error;
+use crate::state::tag_reference;
 use crate::{Change, ContainerDefaults, Digest, History, ImageError, ImageStore, atomic};
 
 /// Docker's change kinds.
@@ -182,10 +181,7 @@ impl ImageStore {
         message: Option<&str>,
         reference: Option<&str>,
     ) -> Result<Digest, ImageError> {
-        let reference = reference
-            .map(|r| Reference::parse(r).map(Reference::with_default_tag))
-            .transpose()
-            .map_err(reference_error)?;
+        let reference = reference.map(tag_reference).transpose()?;
         let rec = self.snapshot_record(container_id)?;
         let _ops = self.lock_ops();
         let (parent_id, mut config, chain) = {
