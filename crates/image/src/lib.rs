@@ -9,6 +9,26 @@
 //! `sha256:<id>`, `name@sha256:<digest>`); the image's config is Docker's image config JSON
 //! ([`ImageConfig`]), kept byte for byte so the image id (sha256 of the config blob) is stable
 //! across save → rmi → load.
+//!
+//! Layout under the root (each file written atomically; `open` sweeps `.tmp-*` leftovers,
+//! drops half-registered images and collects unused layers and blobs):
+//!
+//! ```text
+//! blobs/sha256/<hex>          configs and uncompressed layer tars, verified on write
+//! layers/<chain hex>/diff     a layer extracted once, shared by every image that has it
+//! layers/<chain hex>/layer.json   its record; present only when the layer is complete
+//! l/<16 hex> -> ../layers/<chain hex>/diff   short names for overlay mount data
+//! images/<hex>.json           per-image metadata (parent, digests, when added)
+//! repositories.json           normalized reference → image id
+//! snapshots/<container>/{init,upper,work,merged,snapshot.json}
+//! ```
+//!
+//! Beyond the original contract the store offers: [`ImageStore::graph_driver`],
+//! [`ImageStore::snapshot`], [`ImageStore::unmount_snapshot`], [`ImageStore::history`],
+//! `docker cp` helpers ([`ImageStore::stat_path`], [`ImageStore::copy_from_container`],
+//! [`ImageStore::copy_to_container`]), registry hooks ([`ImageStore::add_image`],
+//! [`ImageStore::missing_layers`], [`ImageStore::open_layer`]), [`ImageStore::config_bytes`],
+//! [`ImageStore::set_copy_snapshots`] and [`ImageError::status`].
 
 mod archive;
 mod atomic;
