@@ -318,3 +318,58 @@ fn add_image_extracts_only_missing_layers_and_records_digest() {
         .expect_err("mismatch");
     assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
 }
+
+#[test]
+fn legacy_archive_with_symlinked_layer_tar_loads_both_images() {
+    let (_dir, store) = store();
+    let layers = small_layers();
+    let config_a = config_for(&layers[..1], &["a"]);
+    let config_b = config_for(&layers[..1], &["b"]);
+    let hex_a = &crate::digest::sha256_digest(&config_a)[7..];
+    let hex_b = &crate::digest::sha256_digest(&config_b)[7..];
+    let manifest = serde_json::json!([
+        {"Config": format!("{hex_a}.json"), "RepoTags": ["a:1"], "Layers": ["l1/layer.tar"]},
+        {"Config": format!("{hex_b}.json"), "RepoTags": ["b:1"], "Layers": ["l2/layer.tar"]},
+    ]);
+    let archive = tar_of(&[
+        Entry::File(format!("{hex_a}.json"), 0o644, config_a.clone()),
+        Entry::File(format!("{hex_b}.json"), 0o644, config_b.clone()),
+        Entry::Dir("l1/", 0o755),
+        Entry::File("l1/layer.tar".into(), 0o644, layers[0].clone()),
+        Entry::Dir("l2/", 0o755),
+        Entry::Symlink("l2/layer.tar".into(), "../l1/layer.tar".into()),
+        Entry::File(
+            "manifest.json".into(),
+            0o644,
+            serde_json::to_vec(&manifest).expect("json"),
+        ),
+    ]);
+    let loaded = store.load(&mut &archive[..]).expect("load");
+    assert_eq!(loaded.len(), 2);
+    assert_eq!(
+        store
+            .resolve("a:1")
+            .expect("a")
+            .config
+            .rootfs
+            .diff_ids
+            .len(),
+        1
+    );
+    assert_eq!(store.resolve("b:1").expect("b").size, 11);
+    // A symlink that leaves the archive is not followed.
+    let escaping = tar_of(&[
+        Entry::File(format!("{hex_a}.json"), 0o644, config_a),
+        Entry::Symlink("l1/layer.tar".into(), "../../../etc/passwd".into()),
+        Entry::File(
+            "manifest.json".into(),
+            0o644,
+            serde_json::to_vec(&serde_json::json!([
+                {"Config": format!("{hex_a}.json"), "Layers": ["l1/layer.tar"]}
+            ]))
+            .expect("json"),
+        ),
+    ]);
+    let err = store.load(&mut &escaping[..]).expect_err("escape");
+    assert!(matches!(err, ImageError::InvalidArchive(_)), "{err}");
+}
