@@ -19,10 +19,17 @@ use std::pin::Pin;
 
 use futures::Stream;
 
+pub mod compaction;
+pub mod etcd;
+mod range;
+pub mod sqlite;
+
 /// A stored key with its value and revisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyValue {
+    /// The key, for example `/registry/configmaps/default/settings`.
     pub key: String,
+    /// The opaque value (the API server stores JSON).
     pub value: Vec<u8>,
     /// Revision of the write that created the key.
     pub create_revision: i64,
@@ -57,13 +64,21 @@ pub struct ListOptions {
 pub enum Event {
     /// Created or updated; `prev` is the previous value when it was an update.
     Put {
+        /// The key as written.
         kv: KeyValue,
+        /// The key before this write, if it existed.
         prev: Option<KeyValue>,
     },
     /// Deleted; `kv.mod_revision` is the deletion's revision and `kv.value` the last value.
-    Delete { kv: KeyValue },
+    Delete {
+        /// The key as it was deleted.
+        kv: KeyValue,
+    },
     /// No change, but the store has reached this revision (used for watch bookmarks).
-    Progress { revision: i64 },
+    Progress {
+        /// Every event up to this revision has been delivered.
+        revision: i64,
+    },
 }
 
 /// A stream of watch events; ends only when the store shuts down or an error occurs.
@@ -72,20 +87,31 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<Event, StoreError>> + Se
 /// Errors of store operations.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A create found the key present.
     #[error("key {0} already exists")]
     AlreadyExists(String),
+    /// The key does not exist.
     #[error("key {0} not found")]
     NotFound(String),
     /// The key's current revision is not the expected one (optimistic concurrency).
     #[error("key {key} was modified: expected revision {expected}, found {actual}")]
     Conflict {
+        /// The key written.
         key: String,
+        /// The mod_revision the caller expected.
         expected: i64,
+        /// The key's mod_revision in the store.
         actual: i64,
     },
     /// The requested revision has been compacted.
     #[error("revision {requested} is compacted; oldest available is {compacted}")]
-    Compacted { requested: i64, compacted: i64 },
+    Compacted {
+        /// The revision asked for.
+        requested: i64,
+        /// The oldest revision still readable.
+        compacted: i64,
+    },
+    /// The backend failed (I/O, SQLite, etcd connection); the message says how.
     #[error("store backend failed: {0}")]
     Backend(String),
 }
