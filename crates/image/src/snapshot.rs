@@ -28,6 +28,8 @@ use crate::{Digest, ImageError, ImageStore, Snapshot};
 const META_FILE: &str = "snapshot.json";
 /// Longest overlay mount data the kernel takes (one page, minus room for the options).
 const MAX_MOUNT_DATA: usize = 4000;
+/// Options making the upper directory a complete diff (see `mount_overlay`).
+const STRICT_OPTIONS: &str = ",index=off,redirect_dir=off,metacopy=off";
 
 /// How a snapshot's filesystem is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,13 +306,23 @@ impl ImageStore {
             }
             data = format!("lowerdir={}{tail}", lower.join(":"));
         }
-        let result = mount(
-            Some("overlay"),
-            &merged,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(data.as_str()),
-        );
+        // Renames of lower directories must copy up (not leave redirect or metacopy xattrs)
+        // so the upper directory alone is the container's diff; older kernels without these
+        // options get the plain mount.
+        let strict = format!("{data}{STRICT_OPTIONS}");
+        let mount_with = |d: &str| {
+            mount(
+                Some("overlay"),
+                &merged,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(d),
+            )
+        };
+        let result = match mount_with(&strict) {
+            Err(Errno::EINVAL) => mount_with(&data),
+            other => other,
+        };
         for fd in fds {
             let _ = nix::unistd::close(fd);
         }
