@@ -1,0 +1,171 @@
+//! Strategic-merge-patch keys from upstream's OpenAPI: `x-kubernetes-patch-merge-key` and
+//! `x-kubernetes-patch-strategy` of each list, found by walking the definitions from a
+//! kind's schema along the field path. The walk runs over a compact index built once from
+//! `/openapi/v2`, so the 3 MB document is not kept parsed.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// What a property of a definition leads to.
+#[derive(Debug, Default)]
+struct Property {
+    /// The definition of the property (or of its items), if it is a reference.
+    child: Option<String>,
+    /// The merge key, when the list merges by key.
+    merge_key: Option<String>,
+}
+
+/// Definitions by name and the definition of each `group/version/Kind`.
+#[derive(Debug, Default)]
+struct Index {
+    definitions: HashMap<String, HashMap<String, Property>>,
+    kinds: HashMap<String, String>,
+}
+
+fn reference(schema: &Value) -> Option<String> {
+    let target = schema
+        .get("$ref")
+        .or_else(|| schema.pointer("/items/$ref"))
+        .or_else(|| schema.pointer("/additionalProperties/$ref"))
+        .or_else(|| schema.pointer("/allOf/0/$ref"))?;
+    target
+        .as_str()?
+        .strip_prefix("#/definitions/")
+        .map(str::to_string)
+}
+
+fn build() -> Index {
+    let mut index = Index::default();
+    let Ok(doc) = serde_json::from_slice::<Value>(super::openapi::v2()) else {
+        return index;
+    };
+    let Some(definitions) = doc["definitions"].as_object() else {
+        return index;
+    };
+    for (name, definition) in definitions {
+        for gvk in definition["x-kubernetes-group-version-kind"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let key = format!(
+                "{}/{}/{}",
+                gvk["group"].as_str().unwrap_or_default(),
+                gvk["version"].as_str().unwrap_or_default(),
+                gvk["kind"].as_str().unwrap_or_default()
+            );
+            index.kinds.entry(key).or_insert_with(|| name.clone());
+        }
+        let mut properties = HashMap::new();
+        for (field, schema) in definition["properties"].as_object().into_iter().flatten() {
+            let strategy = schema["x-kubernetes-patch-strategy"]
+                .as_str()
+                .unwrap_or_default();
+            let merge_key = schema["x-kubernetes-patch-merge-key"]
+                .as_str()
+                .filter(|_| strategy.split(',').any(|s| s == "merge"))
+                .map(str::to_string);
+            let child = reference(schema);
+            if child.is_some() || merge_key.is_some() {
+                properties.insert(field.clone(), Property { child, merge_key });
+            }
+        }
+        if !properties.is_empty() {
+            index.definitions.insert(name.clone(), properties);
+        }
+    }
+    index
+}
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    INDEX.get_or_init(build)
+}
+
+/// The merge key of the list at `path` in objects of a built-in kind.
+pub(super) fn lookup(group: &str, version: &str, kind: &str, path: &[&str]) -> Option<String> {
+    let index = index();
+    let mut definition = index.kinds.get(&format!("{group}/{version}/{kind}"))?;
+    let (last, parents) = path.split_last()?;
+    for field in parents {
+        definition = index
+            .definitions
+            .get(definition)?
+            .get(*field)?
+            .child
+            .as_ref()?;
+    }
+    index
+        .definitions
+        .get(definition)?
+        .get(*last)?
+        .merge_key
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_merge_keys_follow_pod_templates() {
+        let key = |group, kind, path: &[&str]| lookup(group, "v1", kind, path);
+        assert_eq!(
+            key("", "Pod", &["spec", "containers"]).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            key("", "Pod", &["spec", "containers", "ports"]).as_deref(),
+            Some("containerPort")
+        );
+        assert_eq!(
+            key("", "Pod", &["spec", "volumes"]).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            key(
+                "apps",
+                "Deployment",
+                &["spec", "template", "spec", "initContainers"]
+            )
+            .as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            key(
+                "apps",
+                "Deployment",
+                &["spec", "template", "spec", "containers", "env"]
+            )
+            .as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            key(
+                "apps",
+                "Deployment",
+                &["spec", "template", "spec", "containers", "volumeMounts"]
+            )
+            .as_deref(),
+            Some("mountPath")
+        );
+        assert_eq!(
+            key("", "Pod", &["spec", "imagePullSecrets"]).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            key("", "Service", &["spec", "ports"]).as_deref(),
+            Some("port")
+        );
+        assert_eq!(
+            key("", "Pod", &["metadata", "ownerReferences"]).as_deref(),
+            Some("uid")
+        );
+        // Replaced lists have no key.
+        assert_eq!(key("", "Pod", &["spec", "containers", "args"]), None);
+        assert_eq!(key("", "Pod", &["spec", "tolerations"]), None);
+        assert_eq!(key("", "Pod", &["spec", "nope", "containers"]), None);
+    }
+}
