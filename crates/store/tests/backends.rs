@@ -1,0 +1,84 @@
+//! The same behaviour suite against both backends: SQLite in a temp dir, and a real etcd
+//! started by each test (skipped, saying why, when `/usr/bin/etcd` is missing).
+
+#[path = "support/etcd_server.rs"]
+mod etcd_server;
+#[path = "support/suite.rs"]
+mod suite;
+
+use std::sync::Arc;
+
+use berth_store::Store;
+use berth_store::etcd::EtcdStore;
+use berth_store::sqlite::{SqliteConfig, SqliteStore};
+use tempfile::TempDir;
+
+/// A store and what keeps it alive (its directory, its etcd server).
+struct Fixture {
+    store: Arc<dyn Store>,
+    _etcd: Option<etcd_server::EtcdServer>,
+    _dir: TempDir,
+}
+
+async fn sqlite() -> Option<Fixture> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = SqliteConfig {
+        progress_interval_ms: 500,
+        ..SqliteConfig::default()
+    };
+    let store = SqliteStore::open_with(dir.path().join("store.db"), config)
+        .await
+        .expect("open sqlite store");
+    Some(Fixture {
+        store: Arc::new(store),
+        _etcd: None,
+        _dir: dir,
+    })
+}
+
+async fn etcd() -> Option<Fixture> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = etcd_server::EtcdServer::start(&dir.path().join("etcd")).await?;
+    let store = EtcdStore::connect(&[server.endpoint()])
+        .await
+        .expect("connect to etcd");
+    Some(Fixture {
+        store: Arc::new(store),
+        _etcd: Some(server),
+        _dir: dir,
+    })
+}
+
+macro_rules! suite_for {
+    ($backend:ident: $($test:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(fixture) = super::$backend().await else { return };
+                    super::suite::$test(fixture.store.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite {
+    ($($backend:ident),*) => {
+        $(
+            suite_for!($backend:
+                writes_get_increasing_revisions,
+                conflicts_and_missing_keys_are_refused,
+                list_pages_at_one_revision,
+                watch_replays_history_then_follows_live,
+                watch_has_no_gap_or_duplicate_while_writes_continue,
+                compacted_history_is_refused,
+                concurrent_creates_are_all_acknowledged,
+                hundred_watchers_see_a_write,
+                idle_watch_reports_progress,
+            );
+        )*
+    };
+}
+
+suite!(sqlite, etcd);
