@@ -1,5 +1,8 @@
 //! Starts `/usr/bin/etcd` for a test: a temp data dir, free loopback ports, stopped by PID.
 
+// Shared by several test binaries; each uses a different part.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
