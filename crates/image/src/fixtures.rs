@@ -270,3 +270,14 @@ pub fn small_layers() -> Vec<Vec<u8>> {
         ]),
     ]
 }
+
+/// Removes snapshots when dropped, so a failing test leaves no mount behind.
+pub struct SnapshotGuard<'a>(pub &'a ImageStore, pub &'static [&'static str]);
+
+impl Drop for SnapshotGuard<'_> {
+    fn drop(&mut self) {
+        for id in self.1 {
+            let _ = self.0.remove_snapshot(id);
+        }
+    }
+}

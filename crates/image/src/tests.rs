@@ -3,7 +3,9 @@
 
 use std::fs;
 
-use crate::fixtures::{busybox_layer, config_for, docker_archive, is_root, small_layers, store};
+use crate::fixtures::{
+    SnapshotGuard, busybox_layer, config_for, docker_archive, is_root, small_layers, store,
+};
 use crate::{ContainerDefaults, ImageError, ImageStore};
 
 #[test]
@@ -79,6 +81,7 @@ fn snapshot_mounts_overlay_of_layers_and_removes_cleanly() {
     store
         .load(&mut &docker_archive(&layers, &config, &["app:1"])[..])
         .expect("load");
+    let _cleanup = SnapshotGuard(&store, &["c1", "c2"]);
     let start = std::time::Instant::now();
     let snap = store.prepare_snapshot("c1", "app:1").expect("prepare");
     let took = start.elapsed();
@@ -127,6 +130,7 @@ fn snapshot_of_busybox_has_runnable_shell() {
     store
         .load(&mut &docker_archive(&[layer], &config, &["busybox:latest"])[..])
         .expect("load");
+    let _cleanup = SnapshotGuard(&store, &["bb"]);
     let start = std::time::Instant::now();
     let snap = store.prepare_snapshot("bb", "busybox").expect("prepare");
     let took = start.elapsed();

@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::fixtures::{Entry, config_for, docker_archive, is_root, tar_of};
+use crate::fixtures::{Entry, SnapshotGuard, config_for, docker_archive, is_root, tar_of};
 use crate::{Change, ImageStore};
 
 fn fixture() -> (tempfile::TempDir, ImageStore) {
@@ -35,6 +35,7 @@ fn change(path: &str, kind: u8) -> Change {
 
 fn exercise(store: &ImageStore, copy: bool) {
     store.set_copy_snapshots(copy);
+    let _cleanup = SnapshotGuard(store, &["c1", "c2"]);
     let snap = store.prepare_snapshot("c1", "app:1").expect("prepare");
     let m = &snap.merged;
     fs::write(m.join("etc/hostname"), b"changed\n").expect("modify");
@@ -159,6 +160,7 @@ fn cp_helpers_stay_inside_the_container_root() {
         return;
     }
     let (_dir, store) = fixture();
+    let _cleanup = SnapshotGuard(&store, &["cp"]);
     let snap = store.prepare_snapshot("cp", "app:1").expect("prepare");
     let m = &snap.merged;
     std::os::unix::fs::symlink("/etc", m.join("etclink")).expect("symlink");
@@ -251,6 +253,7 @@ fn images_with_many_layers_mount_within_a_page() {
     store
         .load(&mut &docker_archive(&layers, &config, &["deep:1"])[..])
         .expect("load");
+    let _cleanup = SnapshotGuard(&store, &["deep"]);
     let start = std::time::Instant::now();
     let snap = store.prepare_snapshot("deep", "deep:1").expect("prepare");
     eprintln!(
