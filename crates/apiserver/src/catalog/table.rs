@@ -4,6 +4,7 @@
 mod batch;
 mod cluster;
 mod core_v1;
+mod secondary;
 mod workloads;
 
 use chrono::{DateTime, Utc};
@@ -45,6 +46,7 @@ fn printer(group: &str, kind: &str) -> Printer {
         .or_else(|| batch::printer(group, kind))
         .or_else(|| core_v1::printer(group, kind))
         .or_else(|| cluster::printer(group, kind))
+        .or_else(|| secondary::printer(group, kind))
         .unwrap_or(Printer {
             columns: DEFAULT_COLUMNS,
             cells: default_cells,

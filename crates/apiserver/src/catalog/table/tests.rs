@@ -86,7 +86,12 @@ fn catalog_table_columns_match_kubectl_get() {
         names("apiextensions.k8s.io", "CustomResourceDefinition", false),
         ["NAME", "CREATED AT"]
     );
-    assert_eq!(names("", "PodTemplate", false), ["NAME", "AGE"]);
+    assert_eq!(names("", "LimitRange", false), ["NAME", "CREATED AT"]);
+    assert_eq!(
+        names("node.k8s.io", "RuntimeClass", false),
+        ["NAME", "HANDLER", "AGE"]
+    );
+    assert_eq!(names("", "Binding", false), ["NAME", "AGE"]);
     let first = &columns("", "Pod")[0];
     assert_eq!(first["format"], "name");
     assert_eq!(first["type"], "string");
@@ -189,5 +194,63 @@ fn catalog_table_cells_for_sample_objects() {
     assert_eq!(
         row("apiextensions.k8s.io", "CustomResourceDefinition", crd),
         [json!("widgets.example.com"), json!(created)]
+    );
+}
+
+#[test]
+fn catalog_table_cells_for_less_common_kinds() {
+    let csr = json!({"metadata": {"name": "c"}, "spec": {"signerName": "kubernetes.io/kube-apiserver-client",
+        "username": "admin", "expirationSeconds": 86400},
+        "status": {"conditions": [{"type": "Approved", "status": "True"}], "certificate": "Zm9v"}});
+    assert_eq!(
+        row("certificates.k8s.io", "CertificateSigningRequest", csr)[2..],
+        [
+            json!("kubernetes.io/kube-apiserver-client"),
+            json!("admin"),
+            json!("24h"),
+            json!("Approved,Issued")
+        ]
+    );
+    let slice = json!({"metadata": {"name": "s"}, "addressType": "IPv4", "ports": [{"port": 80}],
+        "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}]});
+    assert_eq!(
+        row("discovery.k8s.io", "EndpointSlice", slice)[1..4],
+        [json!("IPv4"), json!("80"), json!("10.0.0.1,10.0.0.2")]
+    );
+    let sc = json!({"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "rancher.io/local-path"});
+    assert_eq!(
+        row("storage.k8s.io", "StorageClass", sc)[..5],
+        [
+            json!("standard (default)"),
+            json!("rancher.io/local-path"),
+            json!("Delete"),
+            json!("Immediate"),
+            json!("false")
+        ]
+    );
+    let binding = json!({"metadata": {"name": "b"}, "roleRef": {"kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "ns"}, {"kind": "User", "name": "alice"}]});
+    assert_eq!(
+        row("rbac.authorization.k8s.io", "RoleBinding", binding)[1..],
+        [
+            json!("ClusterRole/view"),
+            json!("<unknown>"),
+            json!("alice"),
+            json!(""),
+            json!("ns/sa")
+        ]
+    );
+    let event = json!({"metadata": {"name": "e"}, "type": "Normal", "reason": "Scheduled",
+        "involvedObject": {"kind": "Pod", "name": "web"}, "message": "assigned", "count": 1,
+        "lastTimestamp": "2025-01-10T11:59:30Z"});
+    assert_eq!(
+        row("", "Event", event)[..4],
+        [
+            json!("30s"),
+            json!("Normal"),
+            json!("Scheduled"),
+            json!("pod/web")
+        ]
     );
 }
