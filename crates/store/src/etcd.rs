@@ -55,6 +55,9 @@ impl From<EtcdError> for StoreError {
     }
 }
 
+/// Largest response decoded from etcd (bytes).
+const MAX_RESPONSE_BYTES: usize = i32::MAX as usize;
+
 /// How etcd words a read below its compaction point.
 const COMPACTED_MESSAGE: &str = "required revision has been compacted";
 
@@ -101,8 +104,11 @@ impl EtcdStore {
                 endpoints: joined.clone(),
                 source,
             })?;
+        // kube-apiserver lifts gRPC's 4 MiB default too: a LIST of 10,000 objects is larger.
         let store = EtcdStore {
-            kv: client.kv_client(),
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
             client,
         };
         let revision = store.revision().await?;

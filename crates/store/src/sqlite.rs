@@ -2,6 +2,7 @@
 //! writer thread with group commit, a pool of reader connections used from blocking tasks,
 //! and watches fed from memory with history replayed from disk.
 
+mod checkpoint;
 mod reader;
 mod schema;
 mod watch;
@@ -53,6 +54,8 @@ pub struct SqliteStore {
     published: Arc<Published>,
     live: broadcast::Sender<Arc<Committed>>,
     progress: Option<Duration>,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -95,7 +98,9 @@ impl SqliteStore {
             live.clone(),
             config.max_batch,
         )?;
+        let checkpointer = checkpoint::spawn(path.clone())?;
         Ok(SqliteStore {
+            _checkpointer: checkpointer,
             readers: Arc::new(reader::Readers::new(path.clone(), config.readers)),
             path,
             writes,

@@ -34,6 +34,7 @@ pub(super) async fn start(
         .with_progress_notify();
     let stream = client
         .watch_client()
+        .max_decoding_message_size(super::MAX_RESPONSE_BYTES)
         .watch(start, Some(options))
         .await
         .map_err(request_error)?;

@@ -113,6 +113,8 @@ pub(super) fn open_writer(path: &Path) -> Result<(Connection, Counters), SqliteE
     let open = |path: &Path| -> rusqlite::Result<(Connection, Counters)> {
         let conn = Connection::open(path)?;
         configure(&conn)?;
+        // Checkpoints run on their own thread (see `checkpoint.rs`), not inside commits.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.execute_batch(SCHEMA)?;
         let counters = read_counters(&conn)?;
         // The counter is written in the same transaction as every event, but take the
@@ -129,6 +131,19 @@ pub(super) fn open_writer(path: &Path) -> Result<(Connection, Counters), SqliteE
                 ..counters
             },
         ))
+    };
+    open(path).map_err(|source| SqliteError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Opens the checkpointer's connection.
+pub(super) fn open_checkpointer(path: &Path) -> Result<Connection, SqliteError> {
+    let open = |path: &Path| -> rusqlite::Result<Connection> {
+        let conn = Connection::open(path)?;
+        configure(&conn)?;
+        Ok(conn)
     };
     open(path).map_err(|source| SqliteError::Open {
         path: path.to_path_buf(),

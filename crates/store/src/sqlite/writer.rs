@@ -189,20 +189,18 @@ impl Writer {
         for op in ops {
             let result = match op {
                 Op::Create { key, value } => {
-                    if current(&tx, &key)?.is_some() {
-                        Err(StoreError::AlreadyExists(key))
-                    } else {
-                        let revision = counters.revision + 1;
-                        insert_event(&tx, revision, &key, KIND_PUT, &value, revision, None)?;
-                        tx.prepare_cached(
-                            "INSERT INTO keys (key, value, create_revision, mod_revision)
+                    let revision = counters.revision + 1;
+                    // The UNIQUE key makes an existing key a no-op, saving a lookup.
+                    let inserted = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO keys (key, value, create_revision, mod_revision)
                              VALUES (?1, ?2, ?3, ?3)",
                         )?
-                        .execute(params![
-                            key.as_bytes(),
-                            value,
-                            revision
-                        ])?;
+                        .execute(params![key.as_bytes(), value, revision])?;
+                    if inserted == 0 {
+                        Err(StoreError::AlreadyExists(key))
+                    } else {
+                        insert_event(&tx, revision, &key, KIND_PUT, &value, revision, None)?;
                         counters.revision = revision;
                         events.push(Event::Put {
                             kv: KeyValue {
