@@ -20,6 +20,19 @@
 //! Kernel work (fork, setns, pivot_root) happens only in the single-threaded shim, never in the
 //! daemon's multi-threaded process.
 
+pub mod cgroups;
+mod client;
+pub mod executor;
+pub mod exit;
+pub mod layout;
+pub mod protocol;
+mod runtime;
+mod shim;
+pub mod spec;
+mod sys;
+
+pub use runtime::Runtime;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -252,136 +265,8 @@ pub enum RuntimeError {
     Io(#[from] std::io::Error),
 }
 
-/// Handle on the runtime; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Runtime {
-    config: RuntimeConfig,
-}
-
-impl Runtime {
-    /// Opens (creating if needed) the state directory.
-    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        std::fs::create_dir_all(&config.state_dir)?;
-        Ok(Self { config })
-    }
-
-    /// The runtime's configuration.
-    pub fn config(&self) -> &RuntimeConfig {
-        &self.config
-    }
-
-    /// Spawns the shim and creates the container; the process waits for [`Runtime::start`].
-    pub async fn create(&self, config: &ContainerConfig) -> Result<(), RuntimeError> {
-        let _ = config;
-        Err(RuntimeError::Other("not implemented".into()))
-    }
-
-    /// Connects a client to the container's stdio.
-    pub async fn attach(&self, id: &str) -> Result<AttachStreams, RuntimeError> {
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Starts the created container's process; returns its host pid.
-    pub async fn start(&self, id: &str) -> Result<u32, RuntimeError> {
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Resolves when the container has exited.
-    pub async fn wait(&self, id: &str) -> Result<ExitStatus, RuntimeError> {
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Current state, from the shim or its persisted exit record.
-    pub async fn state(&self, id: &str) -> Result<ContainerState, RuntimeError> {
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Sends a signal to the container's init process.
-    pub async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
-        let _ = signal;
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Freezes every process of the container.
-    pub async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Thaws a paused container.
-    pub async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Changes cgroup limits of a running container.
-    pub async fn update(&self, id: &str, resources: &Resources) -> Result<(), RuntimeError> {
-        let _ = resources;
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Reads cgroup statistics.
-    pub async fn stats(&self, id: &str) -> Result<Stats, RuntimeError> {
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Host pids of every process in the container (for `top`).
-    pub async fn processes(&self, id: &str) -> Result<Vec<u32>, RuntimeError> {
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Resizes the PTY of the container (`exec_id: None`) or of one exec.
-    pub async fn resize(
-        &self,
-        id: &str,
-        exec_id: Option<&str>,
-        rows: u16,
-        cols: u16,
-    ) -> Result<(), RuntimeError> {
-        let _ = (exec_id, rows, cols);
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Prepares an exec in a running container (not started yet).
-    pub async fn exec_create(&self, id: &str, exec: &ExecConfig) -> Result<(), RuntimeError> {
-        let _ = exec;
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Connects to an exec's stdio (before or after start, as for containers).
-    pub async fn exec_attach(
-        &self,
-        id: &str,
-        exec_id: &str,
-    ) -> Result<AttachStreams, RuntimeError> {
-        let _ = exec_id;
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Starts a prepared exec; returns its host pid.
-    pub async fn exec_start(&self, id: &str, exec_id: &str) -> Result<u32, RuntimeError> {
-        let _ = exec_id;
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Resolves when the exec has exited.
-    pub async fn exec_wait(&self, id: &str, exec_id: &str) -> Result<ExitStatus, RuntimeError> {
-        let _ = exec_id;
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Removes the runtime state of an exited container (the shim has gone).
-    pub async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
-        Err(RuntimeError::NotFound(id.into()))
-    }
-
-    /// Ids of containers with runtime state (used by the engine after a restart).
-    pub async fn list(&self) -> Result<Vec<String>, RuntimeError> {
-        Ok(Vec::new())
-    }
-}
-
 /// Entry point of the shim process: `berth shim <args...>` calls this and exits with its
 /// result. Single-threaded: no tokio runtime may be running in this process.
 pub fn shim_main(args: &[String]) -> i32 {
-    let _ = args;
-    1
+    shim::main(args)
 }

@@ -1,0 +1,203 @@
+//! Reading and writing a container's cgroup directly in cgroupfs, for cgroup v1, hybrid
+//! (v1 controllers plus an empty cgroup2) and pure v2 hosts: which hierarchy holds a
+//! controller is taken from `/proc/self/mountinfo`, so hybrid hosts use v1 for every
+//! controller mounted there and v2 for the rest.
+
+mod stats;
+mod update;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use stats::read_stats;
+pub use update::apply_update;
+
+/// Errors of cgroup access.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup hierarchy holds the {0} controller")]
+    NoController(String),
+    #[error("failed to read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to write {value:?} to {path}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where each controller's hierarchy is mounted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hierarchies {
+    /// v1 controller name → mount point.
+    v1: BTreeMap<String, PathBuf>,
+    /// The cgroup2 mount point, if any.
+    unified: Option<PathBuf>,
+}
+
+impl Hierarchies {
+    /// Reads the current process' mount table.
+    pub fn probe() -> Result<Self, CgroupError> {
+        let path = Path::new("/proc/self/mountinfo");
+        let text = std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self::parse_mountinfo(&text))
+    }
+
+    /// Parses `/proc/<pid>/mountinfo` (proc(5)).
+    pub fn parse_mountinfo(text: &str) -> Self {
+        let mut out = Self::default();
+        for line in text.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let Some(mount_point) = left.split(' ').nth(4) else {
+                continue;
+            };
+            let mut right = right.split(' ');
+            let fstype = right.next().unwrap_or_default();
+            let _source = right.next();
+            let options = right.next().unwrap_or_default();
+            match fstype {
+                "cgroup2" => {
+                    out.unified.get_or_insert_with(|| PathBuf::from(mount_point));
+                }
+                "cgroup" => {
+                    for opt in options.split(',') {
+                        if matches!(
+                            opt,
+                            "cpu" | "cpuacct" | "cpuset" | "memory" | "pids" | "freezer"
+                                | "devices" | "blkio" | "hugetlb"
+                        ) {
+                            out.v1
+                                .entry(opt.to_string())
+                                .or_insert_with(|| PathBuf::from(mount_point));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Whether `controller` is served by a v1 hierarchy.
+    pub fn is_v1(&self, controller: &str) -> bool {
+        self.v1.contains_key(controller)
+    }
+
+    /// Directory of the cgroup `rel` (relative to the hierarchy root) for `controller`.
+    pub fn dir(&self, controller: &str, rel: &str) -> Result<PathBuf, CgroupError> {
+        let rel = rel.trim_start_matches('/');
+        if let Some(root) = self.v1.get(controller) {
+            return Ok(root.join(rel));
+        }
+        match &self.unified {
+            Some(root) if !self.v1.is_empty() && !unified_has(root, controller) => {
+                Err(CgroupError::NoController(controller.to_string()))
+            }
+            Some(root) => Ok(root.join(rel)),
+            None => Err(CgroupError::NoController(controller.to_string())),
+        }
+    }
+}
+
+fn unified_has(root: &Path, controller: &str) -> bool {
+    std::fs::read_to_string(root.join("cgroup.controllers"))
+        .map(|s| s.split_whitespace().any(|c| c == controller))
+        .unwrap_or(false)
+}
+
+/// Reads a cgroup file.
+pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
+    std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Value of `key` in a flat-keyed file (`memory.stat`, `memory.events`, `cpu.stat`).
+pub(crate) fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Host pids of every process in the cgroup.
+pub fn processes(h: &Hierarchies, rel: &str) -> Result<Vec<u32>, CgroupError> {
+    let controller = if h.is_v1("pids") { "pids" } else { "memory" };
+    let dir = h.dir(controller, rel)?;
+    let text = read(&dir.join("cgroup.procs"))?;
+    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
+/// Whether the memory cgroup's OOM killer killed a process (v1 `memory.oom_control`
+/// `oom_kill`, v2 `memory.events` `oom_kill`).
+pub fn oom_killed(h: &Hierarchies, rel: &str) -> bool {
+    let Ok(dir) = h.dir("memory", rel) else {
+        return false;
+    };
+    let file = if h.is_v1("memory") {
+        "memory.oom_control"
+    } else {
+        "memory.events"
+    };
+    read(&dir.join(file))
+        .ok()
+        .and_then(|t| keyed(&t, "oom_kill"))
+        .is_some_and(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+25 30 0:23 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+26 25 0:24 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+27 25 0:25 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory
+28 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+29 25 0:27 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+";
+
+    #[test]
+    fn mountinfo_maps_v1_controllers_and_unified() {
+        let h = Hierarchies::parse_mountinfo(HYBRID);
+        assert!(h.is_v1("memory"));
+        assert!(h.is_v1("cpuacct"));
+        assert!(!h.is_v1("pids"));
+        assert_eq!(
+            h.dir("cpu", "/berth/x").expect("cpu"),
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/berth/x")
+        );
+        assert_eq!(h.unified, Some(PathBuf::from("/sys/fs/cgroup/unified")));
+    }
+
+    #[test]
+    fn pure_v2_uses_unified_for_everything() {
+        let h = Hierarchies::parse_mountinfo(
+            "30 1 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+        );
+        assert!(!h.is_v1("memory"));
+        assert_eq!(
+            h.dir("memory", "berth/x").expect("memory"),
+            PathBuf::from("/sys/fs/cgroup/berth/x")
+        );
+    }
+
+    #[test]
+    fn keyed_files_parse() {
+        let text = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+        assert_eq!(keyed(text, "oom_kill"), Some(3));
+        assert_eq!(keyed(text, "missing"), None);
+    }
+}

@@ -1,0 +1,67 @@
+//! The exit record: written by the shim once the container's init process is reaped,
+//! atomically (temporary file, fsync, rename, fsync of the directory), so the exit status
+//! survives the shim and the daemon.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use crate::ExitStatus;
+
+/// Writes `data` to `path` atomically: a crash leaves either the old or the new content.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = File::open(dir) {
+        // The rename is durable once the directory is synced; failure here is not fatal.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Persists an exit status.
+pub fn write(path: &Path, status: &ExitStatus) -> std::io::Result<()> {
+    let data = serde_json::to_vec(status).map_err(std::io::Error::other)?;
+    write_atomic(path, &data)
+}
+
+/// Reads a persisted exit status; `Ok(None)` when there is none.
+pub fn read(path: &Path) -> std::io::Result<Option<ExitStatus>> {
+    match std::fs::read(path) {
+        Ok(data) => serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_record_round_trips_and_missing_is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("exit.json");
+        assert!(read(&path).expect("read").is_none());
+        let status = ExitStatus {
+            code: 137,
+            oom_killed: true,
+            finished_at: chrono::Utc::now(),
+        };
+        write(&path, &status).expect("write");
+        assert_eq!(read(&path).expect("read"), Some(status));
+        assert!(!dir.path().join(".exit.json.tmp").exists());
+    }
+}

@@ -1,0 +1,511 @@
+//! The shim's single-threaded event loop: poll(2) over the control socket, client
+//! connections, the processes' output and input descriptors and their pidfds. No timers:
+//! every wake-up is an event. Output goes to the json-file log and to every attached
+//! client; a slow client stalls reading from the process (back-pressure) instead of growing
+//! memory without bound.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::jsonlog::JsonLog;
+use super::process::Proc;
+use crate::cgroups::Hierarchies;
+use crate::executor::Executor;
+use crate::protocol::{self, MAX_LINE, Reply, Request, StreamKind};
+use crate::{ContainerConfig, ExecConfig, layout};
+
+/// Bytes queued for one client before the shim stops reading the process' output.
+const HIGH_WATER: usize = 1 << 20;
+
+/// Which process a connection or descriptor belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Target {
+    Init,
+    Exec(String),
+}
+
+pub(super) enum Role {
+    Control,
+    Output(Target, StreamKind),
+    Input(Target),
+}
+
+pub(super) struct Conn {
+    sock: UnixStream,
+    pub(super) inbuf: Vec<u8>,
+    pub(super) out: Vec<u8>,
+    pub(super) role: Role,
+    pub(super) waiting: Option<Target>,
+    pub(super) closing: bool,
+    eof: bool,
+    dead: bool,
+}
+
+impl Conn {
+    pub(super) fn send(&mut self, reply: &Reply) {
+        self.out.extend_from_slice(&protocol::encode(reply));
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while !self.out.is_empty() && !self.dead {
+            match self.sock.write(&self.out) {
+                Ok(0) => self.dead = true,
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.dead = true,
+            }
+        }
+    }
+}
+
+pub(super) struct Exec {
+    pub(super) config: ExecConfig,
+    pub(super) proc: Option<Proc>,
+}
+
+/// The shim's state.
+pub struct Shim {
+    pub(super) config: ContainerConfig,
+    pub(super) dir: PathBuf,
+    pub(super) executor: Box<dyn Executor>,
+    pub(super) hierarchies: Option<Hierarchies>,
+    listener: UnixListener,
+    pub(super) init: Proc,
+    log: JsonLog,
+    pub(super) conns: BTreeMap<u64, Conn>,
+    next_conn: u64,
+    pub(super) started: bool,
+    pub(super) paused: bool,
+    pub(super) execs: BTreeMap<String, Exec>,
+    reaped: HashMap<i32, i32>,
+    pub(super) finished: bool,
+    pub(super) consoles: u64,
+}
+
+enum Key {
+    Listener,
+    Conn(u64),
+    Output(Target, usize),
+    Stdin(Target),
+    Pidfd,
+}
+
+impl Shim {
+    /// A shim supervising the created container `init`.
+    pub fn new(
+        config: ContainerConfig,
+        dir: PathBuf,
+        executor: Box<dyn Executor>,
+        listener: UnixListener,
+        init: Proc,
+        log: JsonLog,
+    ) -> Self {
+        Self {
+            config,
+            dir,
+            executor,
+            hierarchies: Hierarchies::probe().ok(),
+            listener,
+            init,
+            log,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            started: false,
+            paused: false,
+            execs: BTreeMap::new(),
+            reaped: HashMap::new(),
+            finished: false,
+            consoles: 0,
+        }
+    }
+
+    pub(super) fn proc_mut(&mut self, t: &Target) -> Option<&mut Proc> {
+        match t {
+            Target::Init => Some(&mut self.init),
+            Target::Exec(id) => self.execs.get_mut(id).and_then(|e| e.proc.as_mut()),
+        }
+    }
+
+    fn procs(&self) -> impl Iterator<Item = (Target, &Proc)> {
+        std::iter::once((Target::Init, &self.init)).chain(
+            self.execs
+                .iter()
+                .filter_map(|(id, e)| e.proc.as_ref().map(|p| (Target::Exec(id.clone()), p))),
+        )
+    }
+
+    /// Runs until the container has exited and every client is gone; returns the exit code
+    /// of the shim itself.
+    pub fn run(mut self) -> i32 {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            self.reap();
+            self.finalize_ready(&mut buf);
+            self.collect_conns();
+            if self.finished && self.conns.is_empty() {
+                break;
+            }
+            let events = match self.wait_events() {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "poll failed");
+                    return 1;
+                }
+            };
+            for (key, flags) in events {
+                self.handle_event(key, flags, &mut buf);
+            }
+        }
+        let _ = std::fs::remove_file(self.dir.join(layout::SOCKET));
+        0
+    }
+
+    fn backpressured(&self, t: &Target) -> bool {
+        self.conns.values().any(|c| {
+            matches!(&c.role, Role::Output(ct, _) if ct == t) && c.out.len() > HIGH_WATER
+        })
+    }
+
+    fn wait_events(&self) -> io::Result<Vec<(Key, PollFlags)>> {
+        let mut keys = Vec::new();
+        let mut fds = Vec::new();
+        keys.push(Key::Listener);
+        fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+        for (id, c) in &self.conns {
+            let mut ev = PollFlags::empty();
+            let input_parked = matches!(&c.role, Role::Input(t) if !self.has_stdin(t));
+            if !c.eof && !input_parked {
+                ev |= PollFlags::POLLIN;
+            }
+            if !c.out.is_empty() {
+                ev |= PollFlags::POLLOUT;
+            }
+            keys.push(Key::Conn(*id));
+            fds.push(PollFd::new(c.sock.as_fd(), ev));
+        }
+        for (t, p) in self.procs() {
+            if p.exit.is_some() {
+                continue;
+            }
+            if !self.backpressured(&t) {
+                for (i, o) in p.outputs.iter().enumerate().filter(|(_, o)| o.open) {
+                    keys.push(Key::Output(t.clone(), i));
+                    fds.push(PollFd::new(o.fd.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            if let Some(fd) = &p.stdin
+                && !p.stdin_buf.is_empty()
+            {
+                keys.push(Key::Stdin(t.clone()));
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
+            }
+            if let Some(fd) = &p.pidfd {
+                keys.push(Key::Pidfd);
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(keys
+            .into_iter()
+            .zip(fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())))
+            .filter(|(_, r)| !r.is_empty())
+            .collect())
+    }
+
+    fn has_stdin(&self, t: &Target) -> bool {
+        match t {
+            Target::Init => self.init.stdin.is_some(),
+            Target::Exec(id) => self
+                .execs
+                .get(id)
+                .and_then(|e| e.proc.as_ref())
+                .is_some_and(|p| p.stdin.is_some()),
+        }
+    }
+
+    fn handle_event(&mut self, key: Key, flags: PollFlags, buf: &mut [u8]) {
+        match key {
+            Key::Listener => self.accept(),
+            Key::Conn(id) => {
+                if flags.intersects(PollFlags::POLLOUT)
+                    && let Some(c) = self.conns.get_mut(&id)
+                {
+                    c.flush();
+                }
+                if flags.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                    self.read_conn(id, buf);
+                }
+            }
+            Key::Output(t, i) => {
+                if let Some((stream, n)) = self.proc_mut(&t).and_then(|p| p.read_output(i, buf)) {
+                    self.dispatch(&t, stream, &buf[..n]);
+                }
+            }
+            Key::Stdin(t) => {
+                if let Some(p) = self.proc_mut(&t) {
+                    p.flush_stdin();
+                }
+            }
+            Key::Pidfd => self.reap(),
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((sock, _)) => {
+                    if sock.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    self.next_conn += 1;
+                    self.conns.insert(
+                        self.next_conn,
+                        Conn {
+                            sock,
+                            inbuf: Vec::new(),
+                            out: Vec::new(),
+                            role: Role::Control,
+                            waiting: None,
+                            closing: false,
+                            eof: false,
+                            dead: false,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn read_conn(&mut self, id: u64, buf: &mut [u8]) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        match c.sock.read(buf) {
+            Ok(0) => c.eof = true,
+            Ok(n) => {
+                if !matches!(c.role, Role::Output(..)) {
+                    c.inbuf.extend_from_slice(&buf[..n]);
+                }
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            Err(_) => {
+                c.eof = true;
+                c.dead = true;
+            }
+        }
+        if matches!(c.role, Role::Control) && c.inbuf.len() > MAX_LINE {
+            c.dead = true;
+        }
+        self.process_input(id);
+    }
+
+    /// Handles complete request lines of a control connection, or forwards an input
+    /// connection's bytes to the process' stdin.
+    pub(super) fn process_input(&mut self, id: u64) {
+        loop {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
+            match &c.role {
+                Role::Control => {
+                    let Some(pos) = c.inbuf.iter().position(|b| *b == b'\n') else {
+                        return;
+                    };
+                    let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
+                    let reply = match serde_json::from_slice::<Request>(&line) {
+                        Ok(req) => self.handle_request(id, req),
+                        Err(e) => Some(Reply::error(
+                            protocol::ErrorKind::Other,
+                            format!("invalid request: {e}"),
+                        )),
+                    };
+                    if let Some(reply) = reply
+                        && let Some(c) = self.conns.get_mut(&id)
+                    {
+                        c.send(&reply);
+                    }
+                }
+                Role::Input(t) => {
+                    let t = t.clone();
+                    let data = std::mem::take(&mut c.inbuf);
+                    let eof = c.eof;
+                    if eof {
+                        c.closing = true;
+                    }
+                    if let Some(p) = self.proc_mut(&t)
+                        && p.stdin.is_some()
+                    {
+                        p.stdin_buf.extend_from_slice(&data);
+                        if eof && p.stdin_once {
+                            p.stdin_eof = true;
+                        }
+                        p.flush_stdin();
+                    } else if let Some(c) = self.conns.get_mut(&id) {
+                        // The process has not started yet: keep the input for it.
+                        c.inbuf = data;
+                        c.closing = false;
+                    }
+                    return;
+                }
+                Role::Output(..) => {
+                    if c.eof {
+                        c.dead = true;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends output of `t` to the log (init only) and to every client attached to it.
+    pub(super) fn dispatch(&mut self, t: &Target, stream: StreamKind, data: &[u8]) {
+        if *t == Target::Init {
+            self.log.write(stream, data);
+        }
+        for c in self.conns.values_mut() {
+            if matches!(&c.role, Role::Output(ct, s) if ct == t && *s == stream) {
+                c.out.extend_from_slice(data);
+                c.flush();
+            }
+        }
+    }
+
+    fn collect_conns(&mut self) {
+        let finished = self.finished;
+        self.conns.retain(|_, c| {
+            let idle_control = matches!(c.role, Role::Control)
+                && c.waiting.is_none()
+                && c.inbuf.is_empty()
+                && (c.eof || finished);
+            !(c.dead || (c.out.is_empty() && (c.closing || idle_control)))
+        });
+    }
+
+    /// Collects the exit status of every child that exited.
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    self.reaped.insert(pid.as_raw(), code);
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.reaped.insert(pid.as_raw(), 128 + sig as i32);
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let reaped = &mut self.reaped;
+        let procs = std::iter::once(&mut self.init)
+            .chain(self.execs.values_mut().filter_map(|e| e.proc.as_mut()));
+        for p in procs {
+            if let Some(pid) = p.pid
+                && p.code.is_none()
+                && let Some(code) = reaped.remove(&pid)
+            {
+                p.code = Some(code);
+                p.pidfd = None;
+            }
+        }
+    }
+
+    /// Whether `pid` was already reaped (an exec that exited before its pid was known).
+    pub(super) fn take_reaped(&mut self, pid: i32) -> Option<i32> {
+        self.reap();
+        self.reaped.remove(&pid)
+    }
+
+    fn finalize_ready(&mut self, buf: &mut [u8]) {
+        let mut ready: Vec<Target> = self
+            .procs()
+            .filter(|(_, p)| p.code.is_some() && p.exit.is_none())
+            .map(|(t, _)| t)
+            .collect();
+        // Execs first: the container's exit ends the shim's work.
+        ready.sort_by_key(|t| *t == Target::Init);
+        for t in ready {
+            self.finalize(&t, buf);
+        }
+    }
+
+    /// Drains the output of an exited process and publishes its exit status.
+    fn finalize(&mut self, t: &Target, buf: &mut [u8]) {
+        let mut chunks = Vec::new();
+        if let Some(p) = self.proc_mut(t) {
+            for i in 0..p.outputs.len() {
+                while let Some((stream, n)) = p.read_output(i, buf) {
+                    chunks.push((stream, buf[..n].to_vec()));
+                }
+            }
+        }
+        for (stream, data) in chunks {
+            self.dispatch(t, stream, &data);
+        }
+        let oom_killed = *t == Target::Init
+            && self
+                .hierarchies
+                .as_ref()
+                .is_some_and(|h| crate::cgroups::oom_killed(h, &self.config.cgroup_path));
+        let Some(p) = self.proc_mut(t) else {
+            return;
+        };
+        let exit = crate::ExitStatus {
+            code: p.code.unwrap_or(-1),
+            oom_killed,
+            finished_at: chrono::Utc::now(),
+        };
+        p.exit = Some(exit);
+        p.outputs.clear();
+        p.stdin = None;
+        p.master = None;
+        if *t == Target::Init {
+            self.log.flush();
+            if let Err(e) = self.executor.delete() {
+                tracing::warn!(error = %e, "runtime delete failed");
+            }
+            if let Err(e) = crate::exit::write(&self.dir.join(layout::EXIT), &exit) {
+                tracing::error!(error = %e, "cannot persist exit status");
+            }
+            self.finished = true;
+        }
+        for c in self.conns.values_mut() {
+            match &c.role {
+                Role::Output(ct, _) | Role::Input(ct) if ct == t => c.closing = true,
+                _ => {}
+            }
+            if c.waiting.as_ref() == Some(t) {
+                c.waiting = None;
+                c.send(&Reply::Exit { exit });
+            }
+        }
+        if self.finished {
+            // Execs never started cannot run any more.
+            for c in self.conns.values_mut() {
+                if c.waiting.is_some() {
+                    c.waiting = None;
+                    c.send(&Reply::error(protocol::ErrorKind::NotRunning, ""));
+                }
+                if matches!(c.role, Role::Output(..) | Role::Input(..)) {
+                    c.closing = true;
+                }
+            }
+        }
+    }
+}

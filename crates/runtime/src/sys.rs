@@ -1,0 +1,114 @@
+//! The few system calls without a safe wrapper in `nix` 0.29: `pidfd_open`, the PTY window
+//! size, receiving a file descriptor over a unix socket, the SIGPIPE disposition and bringing
+//! up a network namespace's loopback interface.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+/// A pollable descriptor that becomes readable when process `pid` exits (pidfd_open(2)).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; no memory
+    // is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::other("descriptor out of range"))?;
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets the window size of the terminal behind `fd` (TIOCSWINSZ, ioctl_tty(2)).
+pub fn set_winsize(fd: &OwnedFd, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which lives for the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives one descriptor sent with SCM_RIGHTS on `sock` (the OCI console socket protocol).
+pub fn recv_fd(sock: &UnixStream) -> io::Result<OwnedFd> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut buf = [0u8; 4096];
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    let mut received = Vec::new();
+    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            received.extend(fds);
+        }
+    }
+    let mut owned = received.into_iter().map(|fd| {
+        // SAFETY: SCM_RIGHTS installed these descriptors in this process for us alone.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    });
+    owned
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no descriptor received"))
+}
+
+/// Restores the default disposition of SIGPIPE (called in the container just before exec).
+pub fn default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: installing SIG_DFL involves no handler code; the process is single-threaded
+    // here (libcontainer's init right before execve).
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+/// Brings up `lo` in the network namespace of process `pid`, then returns to this process'
+/// namespace. Only for single-threaded processes (setns(2) on a thread).
+pub fn loopback_up(pid: i32) -> io::Result<()> {
+    use nix::sched::{CloneFlags, setns};
+    let own = std::fs::File::open("/proc/self/ns/net")?;
+    let target = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+    setns(&target, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+    let result = set_lo_up();
+    setns(&own, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+    result
+}
+
+fn set_lo_up() -> io::Result<()> {
+    // SAFETY: socket(2) with constant arguments; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just created and is owned here only.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the flags of the named interface in `req`, which outlives
+    // the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after SIOCGIFFLAGS the union holds `ifru_flags`.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+    }
+    // SAFETY: SIOCSIFFLAGS reads `req`, which outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! End-to-end container tests through the shim with the built-in runtime (libcontainer) and,
+//! for the core behaviour, runc. They need root, a busybox-static binary and cgroups.
+
+#[path = "support/fixture.rs"]
+mod fixture;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_runtime::{ContainerState, ExecConfig, Resources, RuntimeKind, Ulimit, User};
+use fixture::{Fixture, read_all, runc, usable};
+use tokio::io::AsyncWriteExt;
+
+async fn streams_are_apart_and_logged(kind: RuntimeKind) {
+    let fx = Fixture::new(kind);
+    let cfg = fx.config(&["sh", "-c", "echo out1; echo err1 >&2; echo out2"]);
+    let (status, out, err) = fx.run(&cfg).await;
+    assert_eq!(status.code, 0);
+    assert!(!status.oom_killed);
+    assert_eq!(out, "out1\nout2\n");
+    assert_eq!(err, "err1\n");
+    let log = std::fs::read_to_string(&cfg.log_path).expect("json log");
+    let recs: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let mut got: Vec<(String, String)> = recs
+        .iter()
+        .map(|r| (r["stream"].as_str().unwrap_or("").into(), r["log"].as_str().unwrap_or("").into()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("stderr".into(), "err1\n".into()),
+            ("stdout".into(), "out1\n".into()),
+            ("stdout".into(), "out2\n".into()),
+        ]
+    );
+}
+
+async fn exit_codes_and_signals(kind: RuntimeKind) {
+    let fx = Fixture::new(kind);
+    let (status, _, _) = fx.run(&fx.config(&["sh", "-c", "exit 3"])).await;
+    assert_eq!(status.code, 3);
+
+    let cfg = fx.config(&["sleep", "100"]);
+    fx.runtime.create(&cfg).await.expect("create");
+    assert!(matches!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Created { .. }));
+    let pid = fx.runtime.start(&cfg.id).await.expect("start");
+    assert!(pid > 0);
+    assert_eq!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Running { pid });
+    fx.runtime.kill(&cfg.id, 9).await.expect("kill");
+    let status = fx.runtime.wait(&cfg.id).await.expect("wait");
+    assert_eq!(status.code, 137);
+    assert!(matches!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Exited(s) if s.code == 137));
+    assert!(matches!(fx.runtime.kill(&cfg.id, 9).await, Err(berth_runtime::RuntimeError::NotRunning(_))));
+    fx.runtime.delete(&cfg.id).await.expect("delete");
+    assert!(matches!(fx.runtime.state(&cfg.id).await, Err(berth_runtime::RuntimeError::NotFound(_))));
+}
+
+async fn exec_code_env_user_cwd(kind: RuntimeKind) {
+    let fx = Fixture::new(kind);
+    let cfg = fx.config(&["sleep", "100"]);
+    fx.runtime.create(&cfg).await.expect("create");
+    fx.runtime.start(&cfg.id).await.expect("start");
+    let exec = ExecConfig {
+        id: "e1".into(),
+        args: vec!["sh".into(), "-c".into(), "echo $FOO; id -u; id -g; pwd; echo oops >&2; exit 5".into()],
+        env: vec!["FOO=bar".into()],
+        cwd: Some(PathBuf::from("/tmp")),
+        user: Some(User { uid: 1000, gid: 1000, additional_gids: vec![] }),
+        tty: false,
+        open_stdin: false,
+        privileged: false,
+    };
+    fx.runtime.exec_create(&cfg.id, &exec).await.expect("exec create");
+    let streams = fx.runtime.exec_attach(&cfg.id, "e1").await.expect("exec attach");
+    fx.runtime.exec_start(&cfg.id, "e1").await.expect("exec start");
+    let (out, err) = tokio::join!(read_all(streams.stdout), read_all(streams.stderr.expect("stderr")));
+    let status = fx.runtime.exec_wait(&cfg.id, "e1").await.expect("exec wait");
+    assert_eq!(status.code, 5);
+    assert_eq!(out, "bar\n1000\n1000\n/tmp\n");
+    assert_eq!(err, "oops\n");
+
+    let missing = ExecConfig { id: "e2".into(), args: vec!["nope".into()], ..exec.clone() };
+    fx.runtime.exec_create(&cfg.id, &missing).await.expect("exec create");
+    match fx.runtime.exec_start(&cfg.id, "e2").await {
+        Err(berth_runtime::RuntimeError::Create { exec_not_found, .. }) => assert!(exec_not_found),
+        other => panic!("expected a create error, got {other:?}"),
+    }
+    fx.remove(&cfg.id).await;
+}
+
+async fn pid1_and_hostname(kind: RuntimeKind) {
+    let fx = Fixture::new(kind);
+    let (status, out, _) = fx.run(&fx.config(&["sh", "-c", "echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '"])).await;
+    assert_eq!(status.code, 0);
+    assert_eq!(out, "1\nbox\nsh -c echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' ' ");
+}
+
+async fn seccomp_and_caps_refuse_namespaces_and_mounts(kind: RuntimeKind) {
+    let fx = Fixture::new(kind);
+    let script = "unshare -r true 2>/dev/null; echo unshare=$?; mount -t tmpfs t /mnt 2>/dev/null; echo mount=$?; ip link set lo down 2>/dev/null; echo netadmin=$?";
+    let (_, out, _) = fx.run(&fx.config(&["sh", "-c", script])).await;
+    assert!(!out.contains("unshare=0"), "{out}");
+    assert!(!out.contains("mount=0"), "{out}");
+    assert!(!out.contains("netadmin=0"), "{out}");
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn builtin_streams_are_apart_and_logged() {
+    if usable() {
+        streams_are_apart_and_logged(RuntimeKind::Builtin).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn runc_streams_are_apart_and_logged() {
+    if let Some(k) = runc().filter(|_| usable()) {
+        streams_are_apart_and_logged(k).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn builtin_exit_codes_and_signals() {
+    if usable() {
+        exit_codes_and_signals(RuntimeKind::Builtin).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn runc_exit_codes_and_signals() {
+    if let Some(k) = runc().filter(|_| usable()) {
+        exit_codes_and_signals(k).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn builtin_exec_reports_code_env_user_cwd() {
+    if usable() {
+        exec_code_env_user_cwd(RuntimeKind::Builtin).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn runc_exec_reports_code_env_user_cwd() {
+    if let Some(k) = runc().filter(|_| usable()) {
+        exec_code_env_user_cwd(k).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn builtin_pid1_is_the_command_and_hostname_is_set() {
+    if usable() {
+        pid1_and_hostname(RuntimeKind::Builtin).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn runc_pid1_is_the_command_and_hostname_is_set() {
+    if let Some(k) = runc().filter(|_| usable()) {
+        pid1_and_hostname(k).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn builtin_seccomp_and_caps_refuse_unshare_and_mount() {
+    if usable() {
+        seccomp_and_caps_refuse_namespaces_and_mounts(RuntimeKind::Builtin).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn runc_seccomp_and_caps_refuse_unshare_and_mount() {
+    if let Some(k) = runc().filter(|_| usable()) {
+        seccomp_and_caps_refuse_namespaces_and_mounts(k).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn cap_drop_removes_the_capability() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let mut cfg = fx.config(&["sh", "-c", "chown 1000 /tmp && echo chown=ok; grep CapEff /proc/self/status"]);
+    cfg.cap_drop = vec!["CHOWN".into()];
+    let (_, out, _) = fx.run(&cfg).await;
+    assert!(!out.contains("chown=ok"), "{out}");
+    let with = fx.config(&["sh", "-c", "chown 1000 /tmp && echo chown=ok"]);
+    let (_, out, _) = fx.run(&with).await;
+    assert_eq!(out, "chown=ok\n");
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn ulimits_are_applied() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let mut cfg = fx.config(&["sh", "-c", "ulimit -n; ulimit -Hn"]);
+    cfg.ulimits = vec![Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 }];
+    let (_, out, _) = fx.run(&cfg).await;
+    assert_eq!(out, "1024\n2048\n");
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn memory_limit_oom_kills_and_reports_it() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let mut cfg = fx.config(&["sh", "-c", "tail /dev/zero"]);
+    cfg.resources = Resources { memory: Some(32 << 20), memory_swap: Some(32 << 20), ..Resources::default() };
+    let (status, _, _) = fx.run(&cfg).await;
+    assert_eq!(status.code, 137);
+    assert!(status.oom_killed);
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn pids_limit_contains_a_fork_bomb() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let mut cfg = fx.config(&["sh", "-c", "i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done 2>/dev/null; sleep 30"]);
+    cfg.resources = Resources { pids_limit: Some(10), ..Resources::default() };
+    fx.runtime.create(&cfg).await.expect("create");
+    fx.runtime.start(&cfg.id).await.expect("start");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pids = fx.runtime.processes(&cfg.id).await.expect("processes");
+    assert!(!pids.is_empty() && pids.len() <= 10, "{} processes", pids.len());
+    let stats = fx.runtime.stats(&cfg.id).await.expect("stats");
+    assert_eq!(stats.pids_limit, 10);
+    assert!(stats.pids_current <= 10);
+    assert!(stats.memory_usage > 0);
+    fx.remove(&cfg.id).await;
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn pause_and_resume_freeze_the_container() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let cfg = fx.config(&["sleep", "100"]);
+    fx.runtime.create(&cfg).await.expect("create");
+    let pid = fx.runtime.start(&cfg.id).await.expect("start");
+    fx.runtime.pause(&cfg.id).await.expect("pause");
+    assert_eq!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Paused { pid });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(stat.lines().any(|l| l.starts_with("State:") && (l.contains('D') || l.contains('S'))));
+    let freezer = PathBuf::from("/sys/fs/cgroup/freezer").join(&cfg.cgroup_path).join("freezer.state");
+    if freezer.exists() {
+        assert_eq!(std::fs::read_to_string(&freezer).expect("freezer").trim(), "FROZEN");
+    }
+    fx.runtime.resume(&cfg.id).await.expect("resume");
+    assert_eq!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Running { pid });
+    fx.remove(&cfg.id).await;
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn tty_exec_gets_a_terminal_and_stdin() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let cfg = fx.config(&["sleep", "100"]);
+    fx.runtime.create(&cfg).await.expect("create");
+    fx.runtime.start(&cfg.id).await.expect("start");
+    let exec = ExecConfig {
+        id: "tty1".into(),
+        args: vec!["sh".into(), "-c".into(), "tty; read line; echo got=$line".into()],
+        env: vec![],
+        cwd: None,
+        user: None,
+        tty: true,
+        open_stdin: true,
+        privileged: false,
+    };
+    fx.runtime.exec_create(&cfg.id, &exec).await.expect("exec create");
+    let streams = fx.runtime.exec_attach(&cfg.id, "tty1").await.expect("attach");
+    assert!(streams.stderr.is_none());
+    fx.runtime.exec_start(&cfg.id, "tty1").await.expect("exec start");
+    fx.runtime.resize(&cfg.id, Some("tty1"), 40, 100).await.expect("resize");
+    let mut stdin = streams.stdin.expect("stdin");
+    stdin.write_all(b"hello\n").await.expect("write");
+    let out = read_all(streams.stdout).await;
+    let status = fx.runtime.exec_wait(&cfg.id, "tty1").await.expect("exec wait");
+    assert_eq!(status.code, 0);
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+    assert!(out.contains("got=hello\r\n"), "{out:?}");
+    fx.remove(&cfg.id).await;
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn container_stdin_reaches_the_process() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let mut cfg = fx.config(&["sh", "-c", "cat; echo done"]);
+    cfg.open_stdin = true;
+    cfg.stdin_once = true;
+    fx.runtime.create(&cfg).await.expect("create");
+    let streams = fx.runtime.attach(&cfg.id).await.expect("attach");
+    fx.runtime.start(&cfg.id).await.expect("start");
+    let mut stdin = streams.stdin.expect("stdin");
+    stdin.write_all(b"abc\n").await.expect("write");
+    stdin.shutdown().await.expect("shutdown");
+    drop(stdin);
+    let out = read_all(streams.stdout).await;
+    assert_eq!(out, "abc\ndone\n");
+    assert_eq!(fx.runtime.wait(&cfg.id).await.expect("wait").code, 0);
+    fx.remove(&cfg.id).await;
+}
