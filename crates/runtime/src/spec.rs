@@ -101,8 +101,9 @@ pub fn container_spec(config: &ContainerConfig, host: &HostFacts) -> Result<Spec
             "bounding": cap_names, "effective": cap_names, "permitted": cap_names,
         },
         "rlimits": rlimits,
-        "noNewPrivileges": config.no_new_privileges,
     });
+    let mut process = process;
+    set_no_new_privileges(&mut process, config.no_new_privileges);
     if config.args.is_empty() {
         return Err(SpecError::Invalid {
             field: "args",
@@ -158,9 +159,19 @@ pub fn exec_process(
             "bounding": cap_names, "effective": cap_names, "permitted": cap_names,
         },
         "rlimits": clamp_rlimits(&config.ulimits, &host.hard_limits)?,
-        "noNewPrivileges": config.no_new_privileges,
     });
+    let mut value = value;
+    set_no_new_privileges(&mut value, config.no_new_privileges);
     serde_json::from_value(value).map_err(SpecError::Encode)
+}
+
+/// Sets `noNewPrivileges` only when true: libcontainer 0.7 treats a present `false` like
+/// `true` when it orders seccomp after the capability drop, and the filter then fails to
+/// load without CAP_SYS_ADMIN.
+fn set_no_new_privileges(process: &mut Value, on: bool) {
+    if on {
+        process["noNewPrivileges"] = Value::Bool(true);
+    }
 }
 
 fn user_json(user: &User) -> Value {

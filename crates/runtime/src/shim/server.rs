@@ -250,6 +250,12 @@ impl Shim {
                 if flags.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                     self.read_conn(id, buf);
                 }
+                if flags.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)
+                    && let Some(c) = self.conns.get_mut(&id)
+                    && matches!(c.role, Role::Output(..))
+                {
+                    c.dead = true;
+                }
             }
             Key::Output(t, i) => {
                 if let Some((stream, n)) = self.proc_mut(&t).and_then(|p| p.read_output(i, buf)) {
@@ -364,12 +370,9 @@ impl Shim {
                     }
                     return;
                 }
-                Role::Output(..) => {
-                    if c.eof {
-                        c.dead = true;
-                    }
-                    return;
-                }
+                // A client of an output stream may half-close its side; it is gone only when
+                // the socket hangs up (see `handle_event`) or a write fails.
+                Role::Output(..) => return,
             }
         }
     }
