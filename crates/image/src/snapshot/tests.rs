@@ -196,6 +196,27 @@ fn cp_helpers_stay_inside_the_container_root() {
         })
         .collect();
     assert!(names.contains(&"etclink/hostname".to_string()), "{names:?}");
+    let mut whole = Vec::new();
+    store
+        .copy_from_container("cp", "/", &mut whole)
+        .expect("copy root");
+    let names: Vec<String> = tar::Archive::new(&whole[..])
+        .entries()
+        .expect("tar")
+        .map(|e| {
+            e.expect("entry")
+                .path()
+                .expect("path")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "etc/hostname"),
+        "{names:?}"
+    );
 
     // Into a directory reached through a symlink that climbs out: lands inside the root.
     let probe = format!("berth-cp-probe-{}", std::process::id());
