@@ -35,7 +35,7 @@ fn change(path: &str, kind: u8) -> Change {
 
 fn exercise(store: &ImageStore, copy: bool) {
     store.set_copy_snapshots(copy);
-    let _cleanup = SnapshotGuard(store, &["c1", "c2"]);
+    let _cleanup = SnapshotGuard(store, &["c1", "c2", "c3"]);
     let snap = store.prepare_snapshot("c1", "app:1").expect("prepare");
     let m = &snap.merged;
     fs::write(m.join("etc/hostname"), b"changed\n").expect("modify");
@@ -95,6 +95,20 @@ fn exercise(store: &ImageStore, copy: bool) {
             .any(|n| n.contains("app.conf") || n.contains(".wh.")),
         "{names:?}"
     );
+    // export → import gives an image with the same files.
+    let imported = store
+        .import(&mut &exported[..], Some("flat:1"), Default::default(), None)
+        .expect("import");
+    let flat = store
+        .prepare_snapshot("c3", &imported)
+        .expect("prepare flat");
+    assert_eq!(
+        fs::read(flat.merged.join("etc/hostname")).expect("hostname"),
+        b"changed\n"
+    );
+    assert!(flat.merged.join("data/new").exists());
+    assert!(!flat.merged.join("etc/app.conf").exists());
+    store.remove_snapshot("c3").expect("remove c3");
 
     let id = store
         .commit(
