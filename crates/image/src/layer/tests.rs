@@ -197,3 +197,68 @@ fn whiteouts_of_dot_names_never_touch_parents() {
     assert!(sibling.exists());
     assert!(dest.join("d").is_dir());
 }
+
+#[test]
+#[ignore = "needs root"]
+fn owners_xattrs_and_device_nodes_are_preserved_and_packed_back() {
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.user.berth", &b"yes"[..])])
+        .expect("pax");
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o4755);
+    h.set_uid(1000);
+    h.set_gid(1001);
+    h.set_mtime(1_700_000_000);
+    h.set_size(2);
+    b.append_data(&mut h, "owned", &b"hi"[..]).expect("file");
+    let mut d = tar::Header::new_gnu();
+    d.set_entry_type(tar::EntryType::Char);
+    d.set_mode(0o666);
+    d.set_size(0);
+    d.set_device_major(1).expect("major");
+    d.set_device_minor(3).expect("minor");
+    b.append_data(&mut d, "null", std::io::empty())
+        .expect("dev");
+    let tar = b.into_inner().expect("tar");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("layer");
+    fs::create_dir_all(&dest).expect("mkdir");
+    apply_tar(&mut &tar[..], &dest).expect("apply");
+    let meta = fs::metadata(dest.join("owned")).expect("owned");
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1001));
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o4755);
+    assert_eq!(meta.mtime(), 1_700_000_000);
+    assert_eq!(
+        xattr::get(dest.join("owned"), "user.berth").expect("xattr"),
+        Some(b"yes".to_vec())
+    );
+    let null = fs::symlink_metadata(dest.join("null")).expect("null");
+    assert!(null.file_type().is_char_device());
+    assert_eq!(
+        (
+            nix::sys::stat::major(null.rdev()),
+            nix::sys::stat::minor(null.rdev())
+        ),
+        (1, 3)
+    );
+
+    // Packing the directory gives the same metadata back.
+    let mut out = Vec::new();
+    pack(&dest, &mut out, &PackOptions::default()).expect("pack");
+    let mut seen_xattr = false;
+    for e in tar::Archive::new(&out[..]).entries().expect("tar") {
+        let mut e = e.expect("entry");
+        if e.path().expect("path").as_os_str() == "owned" {
+            assert_eq!(e.header().uid().expect("uid"), 1000);
+            assert_eq!(e.header().mode().expect("mode") & 0o7777, 0o4755);
+            if let Some(pax) = e.pax_extensions().expect("pax") {
+                seen_xattr = pax
+                    .flatten()
+                    .any(|x| x.key() == Ok("SCHILY.xattr.user.berth") && x.value_bytes() == b"yes");
+            }
+        }
+    }
+    assert!(seen_xattr, "xattr packed as PAX record");
+}
