@@ -128,9 +128,13 @@ pub fn apply_tar_with(
             fs::create_dir_all(&dir).map_err(|e| at(&dir, e))?;
             if name == OPAQUE_MARKER {
                 match mode {
-                    Whiteouts::Overlay => {
-                        xattr::set(&dir, OPAQUE_XATTR, b"y").map_err(|e| at(&dir, e))?;
-                    }
+                    Whiteouts::Overlay => match xattr::set(&dir, OPAQUE_XATTR, b"y") {
+                        Ok(()) => {}
+                        Err(e) if unprivileged(&e) => {
+                            fs::write(dir.join(OPAQUE_MARKER), b"").map_err(|e| at(&dir, e))?;
+                        }
+                        Err(e) => return Err(at(&dir, e)),
+                    },
                     Whiteouts::Delete | Whiteouts::Literal => {
                         for child in fs::read_dir(&dir).map_err(|e| at(&dir, e))? {
                             let child = child.map_err(|e| at(&dir, e))?;
@@ -143,7 +147,13 @@ pub fn apply_tar_with(
                 let path = dir.join(target);
                 remove_existing(&path)?;
                 if mode == Whiteouts::Overlay {
-                    make_node(&path, SFlag::S_IFCHR, 0, 0)?;
+                    match mknod(&path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)) {
+                        Ok(()) => {}
+                        Err(e) if unprivileged(&e.into()) => {
+                            fs::write(dir.join(name.as_ref()), b"").map_err(|e| at(&dir, e))?;
+                        }
+                        Err(e) => return Err(at(&path, e)),
+                    }
                 }
             }
             continue;
@@ -277,6 +287,12 @@ pub fn apply_tar_with(
         set_mtime(dir, *mtime)?;
     }
     Ok(stats)
+}
+
+/// Without root (CAP_MKNOD, trusted xattrs) whiteouts stay AUFS-style `.wh.` files: such a
+/// store cannot mount overlays anyway, and packing the layer gives the same entries back.
+fn unprivileged(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(nix::libc::EPERM) && !nix::unistd::geteuid().is_root()
 }
 
 fn parse_num(value: &[u8]) -> Option<u64> {
