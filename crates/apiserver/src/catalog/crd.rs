@@ -145,6 +145,13 @@ pub(super) fn validate(crd: &Value) -> Vec<Cause> {
         ));
     }
     for (i, version) in versions.iter().enumerate() {
+        if version.pointer("/schema/openAPIV3Schema").is_none() {
+            causes.push(cause(
+                "FieldValueRequired",
+                &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                "Required value: schemas are required".into(),
+            ));
+        }
         if version["name"].as_str().unwrap_or_default().is_empty() {
             causes.push(cause(
                 "FieldValueRequired",

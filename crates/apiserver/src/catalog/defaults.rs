@@ -95,7 +95,10 @@ pub(super) fn apply(group: &str, kind: &str, object: &mut Value) {
             job(child(obj, "spec"));
         }
         ("batch", "CronJob") => cron_job(child(obj, "spec")),
-        ("autoscaling", "HorizontalPodAutoscaler") => hpa(child(obj, "spec")),
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            let v2 = obj.get("apiVersion") == Some(&json!("autoscaling/v2"));
+            hpa(child(obj, "spec"), v2);
+        }
         ("networking.k8s.io", "NetworkPolicy") => network_policy(child(obj, "spec")),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
             for subject in items(obj, "subjects") {
@@ -269,11 +272,16 @@ fn cron_job(spec: &mut Map<String, Value>) {
     }
 }
 
-fn hpa(spec: &mut Map<String, Value>) {
+fn hpa(spec: &mut Map<String, Value>, v2: bool) {
     set(spec, "minReplicas", json!(1));
-    // autoscaling/v2 defaults an empty metrics list to 80% CPU; v1 has no metrics field
-    // and keeps targetCPUUtilizationPercentage unset.
-    if spec.contains_key("metrics") && spec["metrics"].as_array().is_some_and(Vec::is_empty) {
+    // autoscaling/v2 defaults missing metrics to 80% CPU; v1 has no metrics field and
+    // keeps targetCPUUtilizationPercentage unset.
+    if v2
+        && spec
+            .get("metrics")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+    {
         spec.insert(
             "metrics".into(),
             json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]),

@@ -10,6 +10,10 @@ use super::{child, items, set};
 /// Defaults a Pod object: its spec plus what creation adds.
 pub(super) fn pod(obj: &mut Map<String, Value>) {
     let spec = child(obj, "spec");
+    set(spec, "enableServiceLinks", json!(true));
+    for key in ["containers", "initContainers"] {
+        items(spec, key).for_each(requests_from_limits);
+    }
     spec_admission(spec);
     spec_defaults(spec);
     let qos = qos_class(spec);
@@ -58,7 +62,6 @@ fn spec_defaults(spec: &mut Map<String, Value>) {
     set(spec, "terminationGracePeriodSeconds", json!(30));
     set(spec, "securityContext", json!({}));
     set(spec, "schedulerName", json!("default-scheduler"));
-    set(spec, "enableServiceLinks", json!(true));
     for key in ["containers", "initContainers"] {
         items(spec, key).for_each(container);
     }
@@ -77,6 +80,18 @@ fn spec_defaults(spec: &mut Map<String, Value>) {
         if let Some(Value::Object(host_path)) = volume.get_mut("hostPath") {
             set(host_path, "type", json!(""));
         }
+    }
+}
+
+/// `SetDefaults_Pod`: a limit without a request makes the request equal to the limit.
+fn requests_from_limits(c: &mut Map<String, Value>) {
+    let resources = child(c, "resources");
+    let Some(Value::Object(limits)) = resources.get("limits").cloned() else {
+        return;
+    };
+    let requests = child(resources, "requests");
+    for (name, quantity) in limits {
+        requests.entry(name).or_insert(quantity);
     }
 }
 

@@ -52,6 +52,10 @@ fn catalog_defaults_keep_what_the_user_wrote() {
     assert_eq!(pod["spec"]["restartPolicy"], "Never");
     assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Never");
     assert_eq!(pod["status"]["qosClass"], "Guaranteed");
+    assert_eq!(
+        pod["spec"]["containers"][0]["resources"]["requests"],
+        json!({"cpu": "1", "memory": "1Gi"})
+    );
 }
 
 #[test]
@@ -75,6 +79,7 @@ fn catalog_defaults_deployment_and_template() {
     assert_eq!(template["restartPolicy"], "Always");
     assert_eq!(template["containers"][0]["imagePullPolicy"], "IfNotPresent");
     assert!(template.get("serviceAccountName").is_none());
+    assert!(template.get("enableServiceLinks").is_none());
     let recreate = defaulted(
         "apps",
         "Deployment",

@@ -1,6 +1,7 @@
 //! Validation of the non-workload kinds users write: Service (ports, type, clusterIP
-//! immutability), ConfigMap and Secret (keys, `immutable: true`), HorizontalPodAutoscaler,
-//! PodDisruptionBudget, RoleBinding roleRef, PriorityClass value.
+//! immutability), ConfigMap and Secret (keys, `immutable: true`), PersistentVolumeClaim,
+//! Ingress, HorizontalPodAutoscaler, PodDisruptionBudget, RoleBinding roleRef, PriorityClass
+//! value.
 
 use std::collections::HashSet;
 
@@ -56,6 +57,8 @@ pub(super) fn validate(
                 causes.push(required("spec.scaleTargetRef.name", ""));
             }
         }
+        ("", "PersistentVolumeClaim") => claim(obj, old, causes),
+        ("networking.k8s.io", "Ingress") => ingress(obj, causes),
         ("policy", "PodDisruptionBudget") => {
             let spec = &obj["spec"];
             if !spec["minAvailable"].is_null() && !spec["maxUnavailable"].is_null() {
@@ -88,6 +91,108 @@ pub(super) fn validate(
             }
         }
         _ => {}
+    }
+}
+
+const ACCESS_MODES: &[&str] = &[
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+];
+
+fn claim(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    let spec = &obj["spec"];
+    let modes = spec["accessModes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if modes.is_empty() {
+        causes.push(required(
+            "spec.accessModes",
+            "at least 1 access mode is required",
+        ));
+    }
+    for mode in modes {
+        if !ACCESS_MODES.iter().any(|m| mode == m) {
+            causes.push(not_supported("spec.accessModes", mode, ACCESS_MODES));
+        }
+    }
+    if spec.pointer("/resources/requests/storage").is_none() {
+        causes.push(required("spec.resources[storage]", ""));
+    }
+    if let Some(old) = old {
+        let frozen = |spec: &Value| {
+            let mut spec = spec.clone();
+            if let Value::Object(map) = &mut spec {
+                for key in ["resources", "volumeName", "volumeAttributesClassName"] {
+                    map.remove(key);
+                }
+            }
+            spec
+        };
+        if frozen(spec) != frozen(&old["spec"]) {
+            causes.push(forbidden(
+                "spec",
+                "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+            ));
+        }
+    }
+}
+
+fn ingress(obj: &Value, causes: &mut Vec<Cause>) {
+    let spec = &obj["spec"];
+    let rules = spec["rules"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if rules.is_empty() && spec["defaultBackend"].is_null() {
+        causes.push(invalid(
+            "spec",
+            spec,
+            "either `defaultBackend` or `rules` must be specified",
+        ));
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let paths = rule.pointer("/http/paths").and_then(Value::as_array);
+        for (j, path) in paths.into_iter().flatten().enumerate() {
+            let at = format!("spec.rules[{i}].http.paths[{j}]");
+            match path["pathType"].as_str() {
+                None => causes.push(required(
+                    &format!("{at}.pathType"),
+                    "pathType must be specified",
+                )),
+                Some("Exact" | "Prefix" | "ImplementationSpecific") => {}
+                Some(_) => causes.push(not_supported(
+                    &format!("{at}.pathType"),
+                    &path["pathType"],
+                    &["Exact", "ImplementationSpecific", "Prefix"],
+                )),
+            }
+            if let Some(p) = path["path"].as_str()
+                && !p.starts_with('/')
+                && path["pathType"] != "ImplementationSpecific"
+            {
+                causes.push(invalid(
+                    &format!("{at}.path"),
+                    &path["path"],
+                    "must be an absolute path",
+                ));
+            }
+            let service = &path["backend"]["service"];
+            if !service.is_null() {
+                if service["name"].as_str().unwrap_or_default().is_empty() {
+                    causes.push(required(&format!("{at}.backend.service.name"), ""));
+                }
+                let port = &service["port"];
+                if port["name"].is_null() && port["number"].is_null() {
+                    causes.push(required(
+                        &format!("{at}.backend.service.port"),
+                        "port name or number is required",
+                    ));
+                }
+            }
+        }
     }
 }
 

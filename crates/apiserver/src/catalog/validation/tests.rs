@@ -158,7 +158,10 @@ fn catalog_validation_immutable_fields_on_update() {
     new["spec"]["selector"]["matchLabels"]["tier"] = json!("x");
     let causes = check("deployments", new, Some(old));
     assert_eq!(fields(&causes), ["spec.selector"]);
-    assert!(causes[0].message.ends_with("field is immutable"));
+    assert_eq!(
+        causes[0].message,
+        "Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"web\", \"tier\":\"x\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"
+    );
 
     let old_cm = json!({"metadata": {"name": "c"}, "immutable": true, "data": {"a": "1"}});
     let new_cm = json!({"metadata": {"name": "c"}, "immutable": true, "data": {"a": "2"}});
@@ -199,5 +202,37 @@ fn catalog_validation_service_ports_and_job_restart_policy() {
     assert_eq!(
         causes[0].message,
         "Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
+    );
+}
+
+#[test]
+fn catalog_validation_claims_and_ingresses() {
+    let catalog = Catalog::builtin();
+    let pvc = catalog
+        .find("", "v1", "persistentvolumeclaims")
+        .expect("pvc");
+    let causes = catalog.validate(
+        pvc,
+        &json!({"metadata": {"name": "data"}, "spec": {}}),
+        None,
+    );
+    assert_eq!(
+        fields(&causes),
+        ["spec.accessModes", "spec.resources[storage]"]
+    );
+    assert_eq!(
+        causes[0].message,
+        "Required value: at least 1 access mode is required"
+    );
+    let ing = catalog
+        .find("networking.k8s.io", "v1", "ingresses")
+        .expect("ingresses");
+    let object = json!({"metadata": {"name": "web"}, "spec": {"rules": [{"http": {"paths": [
+        {"path": "/", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}});
+    let causes = catalog.validate(ing, &object, None);
+    assert_eq!(fields(&causes), ["spec.rules[0].http.paths[0].pathType"]);
+    assert_eq!(
+        causes[0].message,
+        "Required value: pathType must be specified"
     );
 }

@@ -23,7 +23,12 @@ pub(super) fn validate(kind: &str, obj: &Value, old: Option<&Value>, causes: &mu
             }
             if let Some(old) = old {
                 if spec["selector"] != old["spec"]["selector"] {
-                    causes.push(immutable("spec.selector", &spec["selector"]));
+                    let selector = &spec["selector"];
+                    causes.push(selector_cause(
+                        "spec.selector",
+                        selector,
+                        "field is immutable",
+                    ));
                 }
                 if kind == "StatefulSet" {
                     stateful_set_update(spec, &old["spec"], causes);
@@ -79,6 +84,47 @@ fn go_map(value: &Value) -> String {
         .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or_default()))
         .collect();
     format!("map[string]string{{{}}}", pairs.join(", "))
+}
+
+/// Go's `%#v` of a LabelSelector, as upstream shows selectors in causes.
+fn go_selector(selector: &Value) -> String {
+    let labels = match selector.get("matchLabels").filter(|m| !m.is_null()) {
+        Some(map) => go_map(map),
+        None => "map[string]string(nil)".into(),
+    };
+    let expressions = match selector["matchExpressions"].as_array() {
+        Some(list) => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|e| {
+                    let values: Vec<String> = e["values"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|v| format!("{:?}", v.as_str().unwrap_or_default()))
+                        .collect();
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{:?}, Operator:{:?}, Values:[]string{{{}}}}}",
+                        e["key"].as_str().unwrap_or_default(),
+                        e["operator"].as_str().unwrap_or_default(),
+                        values.join(", ")
+                    )
+                })
+                .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+        None => "[]v1.LabelSelectorRequirement(nil)".into(),
+    };
+    format!("v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:{expressions}}}")
+}
+
+/// An invalid selector cause showing the selector as upstream does.
+fn selector_cause(field: &str, selector: &Value, detail: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {}: {detail}", go_selector(selector)),
+        field: field.into(),
+    }
 }
 
 /// Whether a LabelSelector selects a label set.
@@ -261,7 +307,12 @@ fn job(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
     if let Some(old) = old {
         let old_spec = &old["spec"];
         if !old_spec["selector"].is_null() && spec["selector"] != old_spec["selector"] {
-            causes.push(immutable("spec.selector", &spec["selector"]));
+            let selector = &spec["selector"];
+            causes.push(selector_cause(
+                "spec.selector",
+                selector,
+                "field is immutable",
+            ));
         }
         if spec["completions"] != old_spec["completions"] && spec["completionMode"] != "Indexed" {
             causes.push(immutable("spec.completions", &spec["completions"]));
