@@ -8,8 +8,8 @@
 mod builtin;
 mod crd;
 mod defaults;
+mod definitions;
 mod jsonpath;
-mod merge_keys;
 mod names;
 mod openapi;
 mod schema;
@@ -251,7 +251,21 @@ impl Catalog {
             // Custom resources do not support strategic merge patch upstream.
             return None;
         }
-        merge_keys::lookup(&resource.group, &resource.version, &resource.kind, path)
+        definitions::lookup(&resource.group, &resource.version, &resource.kind, path)
+    }
+
+    /// Paths of fields in `object` that its schema does not know, as upstream's strict
+    /// decoding names them (`spec.template.spec.containers[0].imagee`), for requests with
+    /// `fieldValidation=Strict` (an error `strict decoding error: unknown field "<path>"`) or
+    /// `Warn`. Empty when every field is known.
+    pub fn unknown_fields(&self, resource: &ResourceType, object: &Value) -> Vec<String> {
+        if resource.custom {
+            return match self.crd_version(resource).and_then(|v| v.schema.as_ref()) {
+                Some(schema) => schema::unknown_fields(schema, object),
+                None => Vec::new(),
+            };
+        }
+        definitions::unknown_fields(&resource.group, &resource.version, &resource.kind, object)
     }
 
     /// The `/openapi/v2` document (JSON), including CRD schemas.

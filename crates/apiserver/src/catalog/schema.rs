@@ -272,6 +272,47 @@ fn prune_at(schema: &Value, value: &mut Value, root: bool) {
     }
 }
 
+/// Paths of the fields pruning would drop (for strict field validation).
+pub(super) fn unknown_fields(schema: &Value, object: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_unknown(schema, object, "", true, &mut out);
+    out
+}
+
+fn collect_unknown(schema: &Value, value: &Value, at: &str, root: bool, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if schema["x-kubernetes-preserve-unknown-fields"] == true {
+                return;
+            }
+            let embedded = root || schema["x-kubernetes-embedded-resource"] == true;
+            let properties = schema["properties"].as_object();
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (key, child) in map {
+                if embedded && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                let path = join(at, key);
+                if let Some(property) = properties.and_then(|p| p.get(key)) {
+                    collect_unknown(property, child, &path, false, out);
+                } else if let Some(additional) = additional {
+                    collect_unknown(additional, child, &path, false, out);
+                } else if schema.get("additionalProperties") != Some(&Value::Bool(true)) {
+                    out.push(path);
+                }
+            }
+        }
+        Value::Array(list) => {
+            if let Some(items) = schema.get("items") {
+                for (i, item) in list.iter().enumerate() {
+                    collect_unknown(items, item, &format!("{at}[{i}]"), false, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Fills in the schema's `default`s for absent fields (and null ones that are not nullable).
 pub(super) fn apply_defaults(schema: &Value, value: &mut Value) {
     match value {

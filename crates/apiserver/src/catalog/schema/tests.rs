@@ -106,6 +106,16 @@ fn catalog_schema_prunes_unknown_fields() {
 }
 
 #[test]
+fn catalog_schema_names_unknown_fields() {
+    let object = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+        "extra": 1, "spec": {"size": 1, "unknown": true, "free": {"kept": 1}, "labels": {"a": "b"}}});
+    assert_eq!(
+        super::unknown_fields(&schema(), &object),
+        ["extra", "spec.unknown"]
+    );
+}
+
+#[test]
 fn catalog_schema_applies_defaults() {
     let mut object = json!({"spec": {"size": 1}});
     apply_defaults(&schema(), &mut object);

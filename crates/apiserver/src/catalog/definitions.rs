@@ -1,7 +1,8 @@
-//! Strategic-merge-patch keys from upstream's OpenAPI: `x-kubernetes-patch-merge-key` and
-//! `x-kubernetes-patch-strategy` of each list, found by walking the definitions from a
-//! kind's schema along the field path. The walk runs over a compact index built once from
-//! `/openapi/v2`, so the 3 MB document is not kept parsed.
+//! Walks over upstream's OpenAPI definitions of built-in kinds: strategic-merge-patch keys
+//! (`x-kubernetes-patch-merge-key` and `x-kubernetes-patch-strategy` of each list, found
+//! along a field path) and the fields a kind does not have (for strict field validation).
+//! The walks run over a compact index built once from `/openapi/v2`, so the 3 MB document is
+//! not kept parsed.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -11,10 +12,13 @@ use serde_json::Value;
 /// What a property of a definition leads to.
 #[derive(Debug, Default)]
 struct Property {
-    /// The definition of the property (or of its items), if it is a reference.
+    /// The definition of the property (or of its items, or of its map values), if it is
+    /// a reference.
     child: Option<String>,
     /// The merge key, when the list merges by key.
     merge_key: Option<String>,
+    /// A map: every key is allowed, values follow `child`.
+    map: bool,
 }
 
 /// Definitions by name and the definition of each `group/version/Kind`.
@@ -68,9 +72,15 @@ fn build() -> Index {
                 .filter(|_| strategy.split(',').any(|s| s == "merge"))
                 .map(str::to_string);
             let child = reference(schema);
-            if child.is_some() || merge_key.is_some() {
-                properties.insert(field.clone(), Property { child, merge_key });
-            }
+            let map = schema.get("additionalProperties").is_some();
+            properties.insert(
+                field.clone(),
+                Property {
+                    child,
+                    merge_key,
+                    map,
+                },
+            );
         }
         if !properties.is_empty() {
             index.definitions.insert(name.clone(), properties);
@@ -103,6 +113,57 @@ pub(super) fn lookup(group: &str, version: &str, kind: &str, path: &[&str]) -> O
         .get(*last)?
         .merge_key
         .clone()
+}
+
+/// Paths of the fields of `object` that its kind's definition does not have, written as
+/// upstream's strict decoding names them (`spec.template.spec.containers[0].imagee`).
+pub(super) fn unknown_fields(
+    group: &str,
+    version: &str,
+    kind: &str,
+    object: &Value,
+) -> Vec<String> {
+    let index = index();
+    let mut out = Vec::new();
+    if let Some(definition) = index.kinds.get(&format!("{group}/{version}/{kind}")) {
+        walk(index, definition, object, "", &mut out);
+    }
+    out
+}
+
+fn walk(index: &Index, definition: &str, value: &Value, at: &str, out: &mut Vec<String>) {
+    // Definitions without properties (Quantity, IntOrString, RawExtension, FieldsV1, Time)
+    // accept anything.
+    let (Some(properties), Value::Object(map)) = (index.definitions.get(definition), value) else {
+        return;
+    };
+    for (key, child_value) in map {
+        let path = if at.is_empty() {
+            key.clone()
+        } else {
+            format!("{at}.{key}")
+        };
+        let Some(property) = properties.get(key) else {
+            out.push(path);
+            continue;
+        };
+        let Some(child) = &property.child else {
+            continue;
+        };
+        match child_value {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(index, child, item, &format!("{path}[{i}]"), out);
+                }
+            }
+            Value::Object(entries) if property.map => {
+                for (name, entry) in entries {
+                    walk(index, child, entry, &format!("{path}.{name}"), out);
+                }
+            }
+            other => walk(index, child, other, &path, out),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -167,5 +228,31 @@ mod tests {
         assert_eq!(key("", "Pod", &["spec", "containers", "args"]), None);
         assert_eq!(key("", "Pod", &["spec", "tolerations"]), None);
         assert_eq!(key("", "Pod", &["spec", "nope", "containers"]), None);
+    }
+
+    #[test]
+    fn catalog_definitions_find_unknown_fields() {
+        let deploy = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"any": "key"}, "colour": 1},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [
+                    {"name": "c", "image": "nginx", "imagee": "typo",
+                     "resources": {"limits": {"cpu": "1"}}, "ports": [{"containerPort": 80, "hostport": 1}]}
+                ]}},
+                "strategy": {"rollingUpdate": {"maxSurge": "25%"}}, "extra": true}
+        });
+        assert_eq!(
+            unknown_fields("apps", "v1", "Deployment", &deploy),
+            [
+                "metadata.colour",
+                "spec.template.spec.containers[0].imagee",
+                "spec.template.spec.containers[0].ports[0].hostport",
+                "spec.extra",
+            ]
+        );
+        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+            "data": {"k": "v"}});
+        assert!(unknown_fields("", "v1", "ConfigMap", &cm).is_empty());
     }
 }
