@@ -68,14 +68,22 @@ impl Hierarchies {
             let options = right.next().unwrap_or_default();
             match fstype {
                 "cgroup2" => {
-                    out.unified.get_or_insert_with(|| PathBuf::from(mount_point));
+                    out.unified
+                        .get_or_insert_with(|| PathBuf::from(mount_point));
                 }
                 "cgroup" => {
                     for opt in options.split(',') {
                         if matches!(
                             opt,
-                            "cpu" | "cpuacct" | "cpuset" | "memory" | "pids" | "freezer"
-                                | "devices" | "blkio" | "hugetlb"
+                            "cpu"
+                                | "cpuacct"
+                                | "cpuset"
+                                | "memory"
+                                | "pids"
+                                | "freezer"
+                                | "devices"
+                                | "blkio"
+                                | "hugetlb"
                         ) {
                             out.v1
                                 .entry(opt.to_string())

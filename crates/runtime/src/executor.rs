@@ -71,7 +71,11 @@ pub trait Executor {
 pub(crate) fn program_of(bundle_or_process: &Path, process_json: bool) -> Option<String> {
     let text = std::fs::read_to_string(bundle_or_process).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let args = if process_json { &v["args"] } else { &v["process"]["args"] };
+    let args = if process_json {
+        &v["args"]
+    } else {
+        &v["process"]["args"]
+    };
     args.get(0)?.as_str().map(str::to_string)
 }
 
@@ -91,7 +95,10 @@ mod tests {
     fn not_found_messages_become_docker_style() {
         let e = ExecutorError::from_message("executable 'nope' not found in $PATH", Some("nope"));
         assert!(e.exec_not_found);
-        assert_eq!(e.message, "exec: \"nope\": executable file not found in $PATH");
+        assert_eq!(
+            e.message,
+            "exec: \"nope\": executable file not found in $PATH"
+        );
         let e = ExecutorError::from_message("permission denied", Some("x"));
         assert!(!e.exec_not_found);
         assert_eq!(e.message, "permission denied");

@@ -30,7 +30,10 @@ pub enum Request {
     /// Reply once the container has exited.
     Wait,
     /// Signal the init process (`all`: every process of the container).
-    Kill { signal: i32, all: bool },
+    Kill {
+        signal: i32,
+        all: bool,
+    },
     Pause,
     Resume,
     Resize {
@@ -38,9 +41,15 @@ pub enum Request {
         rows: u16,
         cols: u16,
     },
-    ExecCreate { exec: ExecConfig },
-    ExecStart { exec_id: String },
-    ExecWait { exec_id: String },
+    ExecCreate {
+        exec: ExecConfig,
+    },
+    ExecStart {
+        exec_id: String,
+    },
+    ExecWait {
+        exec_id: String,
+    },
     /// Turn this connection into one stream of the container (`exec_id: None`) or an exec.
     Attach {
         exec_id: Option<String>,
@@ -118,11 +127,19 @@ mod tests {
         assert_eq!(line.last(), Some(&b'\n'));
         let back: Request = serde_json::from_slice(&line).expect("decode");
         assert_eq!(back, req);
-        let reply = Reply::error(ErrorKind::Create { exec_not_found: true }, "nope");
+        let reply = Reply::error(
+            ErrorKind::Create {
+                exec_not_found: true,
+            },
+            "nope",
+        );
         let back: Reply = serde_json::from_slice(&encode(&reply)).expect("decode");
         assert_eq!(back, reply);
-        let text = String::from_utf8(encode(&Request::Kill { signal: 9, all: false }))
-            .expect("utf8");
+        let text = String::from_utf8(encode(&Request::Kill {
+            signal: 9,
+            all: false,
+        }))
+        .expect("utf8");
         assert_eq!(text, "{\"op\":\"kill\",\"signal\":9,\"all\":false}\n");
     }
 }

@@ -83,8 +83,13 @@ impl Runtime {
         let id = config.id.as_str();
         let layout = self.layout(id)?;
         if layout.dir().exists() {
-            if client::call(&layout.socket(), &Request::State).await.is_ok_and(|r| r.is_some()) {
-                return Err(RuntimeError::Other(format!("container {id} already exists")));
+            if client::call(&layout.socket(), &Request::State)
+                .await
+                .is_ok_and(|r| r.is_some())
+            {
+                return Err(RuntimeError::Other(format!(
+                    "container {id} already exists"
+                )));
             }
             std::fs::remove_dir_all(layout.dir())?;
         }
@@ -139,7 +144,11 @@ impl Runtime {
         self.attach_to(id, None).await
     }
 
-    async fn attach_to(&self, id: &str, exec_id: Option<&str>) -> Result<AttachStreams, RuntimeError> {
+    async fn attach_to(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+    ) -> Result<AttachStreams, RuntimeError> {
         let socket = self.layout(id)?.socket();
         let open = |stream| client::attach(&socket, exec_id, stream);
         let stdout = match open(StreamKind::Stdout).await {
@@ -156,9 +165,11 @@ impl Runtime {
             _ => None,
         };
         Ok(AttachStreams {
-            stdin: stdin.map(|a| Box::new(a.writer) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>),
+            stdin: stdin
+                .map(|a| Box::new(a.writer) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>),
             stdout: Box::new(stdout.reader),
-            stderr: stderr.map(|a| Box::new(a.reader) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            stderr: stderr
+                .map(|a| Box::new(a.reader) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
         })
     }
 
@@ -208,7 +219,9 @@ impl Runtime {
 
     /// Sends a signal to the container's init process.
     pub async fn kill(&self, id: &str, signal: i32) -> Result<(), RuntimeError> {
-        self.call(id, &Request::Kill { signal, all: false }).await.map(|_| ())
+        self.call(id, &Request::Kill { signal, all: false })
+            .await
+            .map(|_| ())
     }
 
     /// Freezes every process of the container.
@@ -223,9 +236,9 @@ impl Runtime {
 
     async fn running_cgroup(&self, id: &str) -> Result<String, RuntimeError> {
         match self.state(id).await? {
-            ContainerState::Running { .. } | ContainerState::Paused { .. } | ContainerState::Created { .. } => {
-                Ok(self.read_config(id)?.cgroup_path)
-            }
+            ContainerState::Running { .. }
+            | ContainerState::Paused { .. }
+            | ContainerState::Created { .. } => Ok(self.read_config(id)?.cgroup_path),
             _ => Err(RuntimeError::NotRunning(id.to_string())),
         }
     }
@@ -276,7 +289,11 @@ impl Runtime {
     }
 
     /// Connects to an exec's stdio (before or after start, as for containers).
-    pub async fn exec_attach(&self, id: &str, exec_id: &str) -> Result<AttachStreams, RuntimeError> {
+    pub async fn exec_attach(
+        &self,
+        id: &str,
+        exec_id: &str,
+    ) -> Result<AttachStreams, RuntimeError> {
         self.attach_to(id, Some(exec_id)).await
     }
 
@@ -340,7 +357,9 @@ fn list_dir(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(ids)
 }
 
-async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, RuntimeError>
+async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, RuntimeError>
 where
     T: Send + 'static,
     E: std::fmt::Display + Send + 'static,

@@ -96,7 +96,10 @@ fn setup(state_dir: &Path, id: &str) -> Result<(Shim, u32), Reply> {
     let spec = container_spec(&config, &HostFacts::probe(config.privileged))
         .map_err(|e| create_error(e.to_string()))?;
     ensure_cwd(&config.rootfs, &config.cwd).map_err(|e| {
-        create_error(format!("create working directory {}: {e}", config.cwd.display()))
+        create_error(format!(
+            "create working directory {}: {e}",
+            config.cwd.display()
+        ))
     })?;
     std::fs::create_dir_all(&bundle)
         .and_then(|()| {
@@ -138,7 +141,10 @@ fn setup(state_dir: &Path, id: &str) -> Result<(Shim, u32), Reply> {
         tracing::warn!(error = %e, "cannot bring up loopback");
     }
     if let Err(e) = init.set_pid(pid) {
-        return Err(fail(&mut executor, format!("watch init process {pid}: {e}")));
+        return Err(fail(
+            &mut executor,
+            format!("watch init process {pid}: {e}"),
+        ));
     }
     let _ = std::fs::remove_file(layout::SOCKET);
     let listener = match UnixListener::bind(layout::SOCKET).and_then(|l| {
@@ -166,7 +172,9 @@ fn ensure_cwd(rootfs: &Path, cwd: &Path) -> std::io::Result<()> {
             Component::RootDir | Component::CurDir => continue,
             Component::Normal(name) => cur.push(name),
             Component::ParentDir | Component::Prefix(_) => {
-                return Err(std::io::Error::other("working directory must not contain .."));
+                return Err(std::io::Error::other(
+                    "working directory must not contain ..",
+                ));
             }
         }
         match std::fs::symlink_metadata(&cur) {

@@ -184,11 +184,12 @@ fn user_json(user: &User) -> Value {
 
 /// Writes `value` as JSON to `path` atomically (temporary file, fsync, rename).
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), SpecError> {
-    crate::exit::write_atomic(path, &serde_json::to_vec(value).map_err(SpecError::Encode)?)
-        .map_err(|source| SpecError::Write {
+    crate::exit::write_atomic(path, &serde_json::to_vec(value).map_err(SpecError::Encode)?).map_err(
+        |source| SpecError::Write {
             path: path.to_owned(),
             source,
-        })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -26,7 +26,12 @@ async fn streams_are_apart_and_logged(kind: RuntimeKind) {
         .collect();
     let mut got: Vec<(String, String)> = recs
         .iter()
-        .map(|r| (r["stream"].as_str().unwrap_or("").into(), r["log"].as_str().unwrap_or("").into()))
+        .map(|r| {
+            (
+                r["stream"].as_str().unwrap_or("").into(),
+                r["log"].as_str().unwrap_or("").into(),
+            )
+        })
         .collect();
     got.sort();
     assert_eq!(
@@ -46,17 +51,31 @@ async fn exit_codes_and_signals(kind: RuntimeKind) {
 
     let cfg = fx.config(&["sleep", "100"]);
     fx.runtime.create(&cfg).await.expect("create");
-    assert!(matches!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Created { .. }));
+    assert!(matches!(
+        fx.runtime.state(&cfg.id).await.expect("state"),
+        ContainerState::Created { .. }
+    ));
     let pid = fx.runtime.start(&cfg.id).await.expect("start");
     assert!(pid > 0);
-    assert_eq!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Running { pid });
+    assert_eq!(
+        fx.runtime.state(&cfg.id).await.expect("state"),
+        ContainerState::Running { pid }
+    );
     fx.runtime.kill(&cfg.id, 9).await.expect("kill");
     let status = fx.runtime.wait(&cfg.id).await.expect("wait");
     assert_eq!(status.code, 137);
-    assert!(matches!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Exited(s) if s.code == 137));
-    assert!(matches!(fx.runtime.kill(&cfg.id, 9).await, Err(berth_runtime::RuntimeError::NotRunning(_))));
+    assert!(
+        matches!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Exited(s) if s.code == 137)
+    );
+    assert!(matches!(
+        fx.runtime.kill(&cfg.id, 9).await,
+        Err(berth_runtime::RuntimeError::NotRunning(_))
+    ));
     fx.runtime.delete(&cfg.id).await.expect("delete");
-    assert!(matches!(fx.runtime.state(&cfg.id).await, Err(berth_runtime::RuntimeError::NotFound(_))));
+    assert!(matches!(
+        fx.runtime.state(&cfg.id).await,
+        Err(berth_runtime::RuntimeError::NotFound(_))
+    ));
 }
 
 async fn exec_code_env_user_cwd(kind: RuntimeKind) {
@@ -66,25 +85,57 @@ async fn exec_code_env_user_cwd(kind: RuntimeKind) {
     fx.runtime.start(&cfg.id).await.expect("start");
     let exec = ExecConfig {
         id: "e1".into(),
-        args: vec!["sh".into(), "-c".into(), "echo $FOO; id -u; id -g; pwd; echo oops >&2; exit 5".into()],
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo $FOO; id -u; id -g; pwd; echo oops >&2; exit 5".into(),
+        ],
         env: vec!["FOO=bar".into()],
         cwd: Some(PathBuf::from("/tmp")),
-        user: Some(User { uid: 1000, gid: 1000, additional_gids: vec![] }),
+        user: Some(User {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![],
+        }),
         tty: false,
         open_stdin: false,
         privileged: false,
     };
-    fx.runtime.exec_create(&cfg.id, &exec).await.expect("exec create");
-    let streams = fx.runtime.exec_attach(&cfg.id, "e1").await.expect("exec attach");
-    fx.runtime.exec_start(&cfg.id, "e1").await.expect("exec start");
-    let (out, err) = tokio::join!(read_all(streams.stdout), read_all(streams.stderr.expect("stderr")));
-    let status = fx.runtime.exec_wait(&cfg.id, "e1").await.expect("exec wait");
+    fx.runtime
+        .exec_create(&cfg.id, &exec)
+        .await
+        .expect("exec create");
+    let streams = fx
+        .runtime
+        .exec_attach(&cfg.id, "e1")
+        .await
+        .expect("exec attach");
+    fx.runtime
+        .exec_start(&cfg.id, "e1")
+        .await
+        .expect("exec start");
+    let (out, err) = tokio::join!(
+        read_all(streams.stdout),
+        read_all(streams.stderr.expect("stderr"))
+    );
+    let status = fx
+        .runtime
+        .exec_wait(&cfg.id, "e1")
+        .await
+        .expect("exec wait");
     assert_eq!(status.code, 5);
     assert_eq!(out, "bar\n1000\n1000\n/tmp\n");
     assert_eq!(err, "oops\n");
 
-    let missing = ExecConfig { id: "e2".into(), args: vec!["nope".into()], ..exec.clone() };
-    fx.runtime.exec_create(&cfg.id, &missing).await.expect("exec create");
+    let missing = ExecConfig {
+        id: "e2".into(),
+        args: vec!["nope".into()],
+        ..exec.clone()
+    };
+    fx.runtime
+        .exec_create(&cfg.id, &missing)
+        .await
+        .expect("exec create");
     match fx.runtime.exec_start(&cfg.id, "e2").await {
         Err(berth_runtime::RuntimeError::Create { exec_not_found, .. }) => assert!(exec_not_found),
         other => panic!("expected a create error, got {other:?}"),
@@ -94,9 +145,18 @@ async fn exec_code_env_user_cwd(kind: RuntimeKind) {
 
 async fn pid1_and_hostname(kind: RuntimeKind) {
     let fx = Fixture::new(kind);
-    let (status, out, _) = fx.run(&fx.config(&["sh", "-c", "echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '"])).await;
+    let (status, out, _) = fx
+        .run(&fx.config(&[
+            "sh",
+            "-c",
+            "echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '",
+        ]))
+        .await;
     assert_eq!(status.code, 0);
-    assert_eq!(out, "1\nbox\nsh -c echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' ' ");
+    assert_eq!(
+        out,
+        "1\nbox\nsh -c echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' ' "
+    );
 }
 
 async fn seccomp_and_caps_refuse_namespaces_and_mounts(kind: RuntimeKind) {
@@ -195,7 +255,11 @@ async fn cap_drop_removes_the_capability() {
         return;
     }
     let fx = Fixture::new(RuntimeKind::Builtin);
-    let mut cfg = fx.config(&["sh", "-c", "chown 1000 /tmp && echo chown=ok; grep CapEff /proc/self/status"]);
+    let mut cfg = fx.config(&[
+        "sh",
+        "-c",
+        "chown 1000 /tmp && echo chown=ok; grep CapEff /proc/self/status",
+    ]);
     cfg.cap_drop = vec!["CHOWN".into()];
     let (_, out, _) = fx.run(&cfg).await;
     assert!(!out.contains("chown=ok"), "{out}");
@@ -212,7 +276,11 @@ async fn ulimits_are_applied() {
     }
     let fx = Fixture::new(RuntimeKind::Builtin);
     let mut cfg = fx.config(&["sh", "-c", "ulimit -n; ulimit -Hn"]);
-    cfg.ulimits = vec![Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 }];
+    cfg.ulimits = vec![Ulimit {
+        name: "nofile".into(),
+        soft: 1024,
+        hard: 2048,
+    }];
     let (_, out, _) = fx.run(&cfg).await;
     assert_eq!(out, "1024\n2048\n");
 }
@@ -225,7 +293,11 @@ async fn memory_limit_oom_kills_and_reports_it() {
     }
     let fx = Fixture::new(RuntimeKind::Builtin);
     let mut cfg = fx.config(&["sh", "-c", "tail /dev/zero"]);
-    cfg.resources = Resources { memory: Some(32 << 20), memory_swap: Some(32 << 20), ..Resources::default() };
+    cfg.resources = Resources {
+        memory: Some(32 << 20),
+        memory_swap: Some(32 << 20),
+        ..Resources::default()
+    };
     let (status, _, _) = fx.run(&cfg).await;
     assert_eq!(status.code, 137);
     assert!(status.oom_killed);
@@ -239,13 +311,24 @@ async fn pids_limit_contains_a_fork_bomb() {
     }
     let fx = Fixture::new(RuntimeKind::Builtin);
     // The subshell forks until the kernel refuses; PID 1 then replaces itself without forking.
-    let mut cfg = fx.config(&["sh", "-c", "(while true; do sleep 30 & done) 2>/dev/null; exec sleep 30"]);
-    cfg.resources = Resources { pids_limit: Some(10), ..Resources::default() };
+    let mut cfg = fx.config(&[
+        "sh",
+        "-c",
+        "(while true; do sleep 30 & done) 2>/dev/null; exec sleep 30",
+    ]);
+    cfg.resources = Resources {
+        pids_limit: Some(10),
+        ..Resources::default()
+    };
     fx.runtime.create(&cfg).await.expect("create");
     fx.runtime.start(&cfg.id).await.expect("start");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pids = fx.runtime.processes(&cfg.id).await.expect("processes");
-    assert!(pids.len() >= 5 && pids.len() <= 10, "{} processes", pids.len());
+    assert!(
+        pids.len() >= 5 && pids.len() <= 10,
+        "{} processes",
+        pids.len()
+    );
     let stats = fx.runtime.stats(&cfg.id).await.expect("stats");
     assert_eq!(stats.pids_limit, 10);
     assert!(stats.pids_current <= 10);
@@ -264,15 +347,29 @@ async fn pause_and_resume_freeze_the_container() {
     fx.runtime.create(&cfg).await.expect("create");
     let pid = fx.runtime.start(&cfg.id).await.expect("start");
     fx.runtime.pause(&cfg.id).await.expect("pause");
-    assert_eq!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Paused { pid });
+    assert_eq!(
+        fx.runtime.state(&cfg.id).await.expect("state"),
+        ContainerState::Paused { pid }
+    );
     let stat = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    assert!(stat.lines().any(|l| l.starts_with("State:") && (l.contains('D') || l.contains('S'))));
-    let freezer = PathBuf::from("/sys/fs/cgroup/freezer").join(&cfg.cgroup_path).join("freezer.state");
+    assert!(
+        stat.lines()
+            .any(|l| l.starts_with("State:") && (l.contains('D') || l.contains('S')))
+    );
+    let freezer = PathBuf::from("/sys/fs/cgroup/freezer")
+        .join(&cfg.cgroup_path)
+        .join("freezer.state");
     if freezer.exists() {
-        assert_eq!(std::fs::read_to_string(&freezer).expect("freezer").trim(), "FROZEN");
+        assert_eq!(
+            std::fs::read_to_string(&freezer).expect("freezer").trim(),
+            "FROZEN"
+        );
     }
     fx.runtime.resume(&cfg.id).await.expect("resume");
-    assert_eq!(fx.runtime.state(&cfg.id).await.expect("state"), ContainerState::Running { pid });
+    assert_eq!(
+        fx.runtime.state(&cfg.id).await.expect("state"),
+        ContainerState::Running { pid }
+    );
     fx.remove(&cfg.id).await;
 }
 
@@ -288,7 +385,11 @@ async fn tty_exec_gets_a_terminal_and_stdin() {
     fx.runtime.start(&cfg.id).await.expect("start");
     let exec = ExecConfig {
         id: "tty1".into(),
-        args: vec!["sh".into(), "-c".into(), "tty; read line; echo got=$line".into()],
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "tty; read line; echo got=$line".into(),
+        ],
         env: vec![],
         cwd: None,
         user: None,
@@ -296,15 +397,32 @@ async fn tty_exec_gets_a_terminal_and_stdin() {
         open_stdin: true,
         privileged: false,
     };
-    fx.runtime.exec_create(&cfg.id, &exec).await.expect("exec create");
-    let streams = fx.runtime.exec_attach(&cfg.id, "tty1").await.expect("attach");
+    fx.runtime
+        .exec_create(&cfg.id, &exec)
+        .await
+        .expect("exec create");
+    let streams = fx
+        .runtime
+        .exec_attach(&cfg.id, "tty1")
+        .await
+        .expect("attach");
     assert!(streams.stderr.is_none());
-    fx.runtime.exec_start(&cfg.id, "tty1").await.expect("exec start");
-    fx.runtime.resize(&cfg.id, Some("tty1"), 40, 100).await.expect("resize");
+    fx.runtime
+        .exec_start(&cfg.id, "tty1")
+        .await
+        .expect("exec start");
+    fx.runtime
+        .resize(&cfg.id, Some("tty1"), 40, 100)
+        .await
+        .expect("resize");
     let mut stdin = streams.stdin.expect("stdin");
     stdin.write_all(b"hello\n").await.expect("write");
     let out = read_all(streams.stdout).await;
-    let status = fx.runtime.exec_wait(&cfg.id, "tty1").await.expect("exec wait");
+    let status = fx
+        .runtime
+        .exec_wait(&cfg.id, "tty1")
+        .await
+        .expect("exec wait");
     assert_eq!(status.code, 0);
     assert!(out.contains("/dev/pts/"), "{out:?}");
     assert!(out.contains("got=hello\r\n"), "{out:?}");

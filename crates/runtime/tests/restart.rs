@@ -27,7 +27,12 @@ async fn shim_survives_sigkill_of_its_creator() {
     std::fs::write(&cfg_path, serde_json::to_vec(&cfg).expect("json")).expect("write");
     let state_dir = fx.runtime.config().state_dir.clone();
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "helper_creates_then_hangs", "--include-ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "helper_creates_then_hangs",
+            "--include-ignored",
+            "--nocapture",
+        ])
         .env(HELPER_CONFIG, &cfg_path)
         .env(HELPER_STATE, &state_dir)
         .stdout(Stdio::piped())
@@ -50,7 +55,10 @@ async fn shim_survives_sigkill_of_its_creator() {
         default_runtime: RuntimeKind::Builtin,
     })
     .expect("runtime");
-    assert!(matches!(rt.state(&cfg.id).await.expect("state"), ContainerState::Created { .. }));
+    assert!(matches!(
+        rt.state(&cfg.id).await.expect("state"),
+        ContainerState::Created { .. }
+    ));
     assert_eq!(rt.list().await.expect("list"), vec![cfg.id.clone()]);
     rt.start(&cfg.id).await.expect("start");
     let status = rt.wait(&cfg.id).await.expect("wait");
@@ -58,7 +66,14 @@ async fn shim_survives_sigkill_of_its_creator() {
     // Once every client is gone the shim exits; the record still answers.
     let mut state = rt.state(&cfg.id).await.expect("state");
     for _ in 0..100 {
-        if !fx.runtime.config().state_dir.join(&cfg.id).join("shim.sock").exists() {
+        if !fx
+            .runtime
+            .config()
+            .state_dir
+            .join(&cfg.id)
+            .join("shim.sock")
+            .exists()
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -75,8 +90,10 @@ async fn shim_survives_sigkill_of_its_creator() {
 #[tokio::test]
 #[ignore = "needs root"]
 async fn helper_creates_then_hangs() {
-    let (Some(cfg), Some(state)) = (std::env::var_os(HELPER_CONFIG), std::env::var_os(HELPER_STATE))
-    else {
+    let (Some(cfg), Some(state)) = (
+        std::env::var_os(HELPER_CONFIG),
+        std::env::var_os(HELPER_STATE),
+    ) else {
         return;
     };
     let cfg: ContainerConfig =

@@ -17,7 +17,10 @@ pub fn read_stats(h: &Hierarchies, rel: &str) -> Result<Stats, CgroupError> {
 
     if h.is_v1("cpuacct") {
         let dir = h.dir("cpuacct", rel)?;
-        stats.cpu_usage_ns = read(&dir.join("cpuacct.usage"))?.trim().parse().unwrap_or(0);
+        stats.cpu_usage_ns = read(&dir.join("cpuacct.usage"))?
+            .trim()
+            .parse()
+            .unwrap_or(0);
     } else if let Ok(dir) = h.dir("cpu", rel) {
         let text = read(&dir.join("cpu.stat"))?;
         stats.cpu_usage_ns = keyed(&text, "usage_usec").unwrap_or(0).saturating_mul(1000);
@@ -34,10 +37,17 @@ pub fn read_stats(h: &Hierarchies, rel: &str) -> Result<Stats, CgroupError> {
             .trim()
             .parse()
             .unwrap_or(V1_UNLIMITED);
-        stats.memory_limit = if limit >= V1_UNLIMITED { host_mem } else { limit };
+        stats.memory_limit = if limit >= V1_UNLIMITED {
+            host_mem
+        } else {
+            limit
+        };
         stats.memory_cache = keyed(&mem_stat, "total_inactive_file").unwrap_or(0);
     } else {
-        stats.memory_usage = read(&mem.join("memory.current"))?.trim().parse().unwrap_or(0);
+        stats.memory_usage = read(&mem.join("memory.current"))?
+            .trim()
+            .parse()
+            .unwrap_or(0);
         stats.memory_limit = parse_max(&read(&mem.join("memory.max"))?).unwrap_or(host_mem);
         stats.memory_cache = keyed(&mem_stat, "inactive_file").unwrap_or(0);
     }

@@ -39,10 +39,10 @@ pub fn apply_update(h: &Hierarchies, rel: &str, r: &Resources) -> Result<(), Cgr
             {
                 write(&dir, "memory.memsw.limit_in_bytes", s)?;
             }
-            if first.is_err() {
-                if let Some(m) = mem {
-                    write(&dir, "memory.limit_in_bytes", m)?;
-                }
+            if first.is_err()
+                && let Some(m) = mem
+            {
+                write(&dir, "memory.limit_in_bytes", m)?;
             }
         } else {
             if let Some(m) = r.memory {
@@ -72,8 +72,14 @@ pub fn apply_update(h: &Hierarchies, rel: &str, r: &Resources) -> Result<(), Cgr
             }
         } else {
             if quota.is_some() || period.is_some() {
-                let q = quota.filter(|q| *q > 0).map_or("max".into(), |q| q.to_string());
-                write(&dir, "cpu.max", format!("{q} {}", period.unwrap_or(100_000)))?;
+                let q = quota
+                    .filter(|q| *q > 0)
+                    .map_or("max".into(), |q| q.to_string());
+                write(
+                    &dir,
+                    "cpu.max",
+                    format!("{q} {}", period.unwrap_or(100_000)),
+                )?;
             }
             if let Some(s) = r.cpu_shares {
                 write(&dir, "cpu.weight", shares_to_weight(s).to_string())?;

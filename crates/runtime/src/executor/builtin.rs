@@ -53,7 +53,9 @@ impl Builtin {
             let c = Container::load(self.root.join(&self.id)).map_err(|e| err(&e, None))?;
             self.container = Some(c);
         }
-        self.container.as_mut().ok_or_else(|| Error::from_message("no container", None))
+        self.container
+            .as_mut()
+            .ok_or_else(|| Error::from_message("no container", None))
     }
 }
 

@@ -90,7 +90,10 @@ impl Executor for OciCli {
         let pid_file = self.root.join("init.pid");
         let program = super::program_of(&bundle.join("config.json"), false);
         let mut c = self.command("create");
-        c.arg("--bundle").arg(bundle).arg("--pid-file").arg(&pid_file);
+        c.arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(&pid_file);
         if let Some(s) = &io.console_socket {
             c.arg("--console-socket").arg(s);
         }

@@ -134,7 +134,12 @@ mod tests {
             .collect();
         let got: Vec<(&str, &str)> = recs
             .iter()
-            .map(|r| (r["log"].as_str().expect("log"), r["stream"].as_str().expect("stream")))
+            .map(|r| {
+                (
+                    r["log"].as_str().expect("log"),
+                    r["stream"].as_str().expect("stream"),
+                )
+            })
             .collect();
         assert_eq!(
             got,

@@ -202,12 +202,11 @@ impl Proc {
                 }
             }
         }
-        if self.stdin_eof {
-            if let Some(fd) = self.stdin.take()
-                && !self.tty
-            {
-                let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
-            }
+        if self.stdin_eof
+            && let Some(fd) = self.stdin.take()
+            && !self.tty
+        {
+            let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
         }
     }
 }

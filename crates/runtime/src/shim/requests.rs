@@ -131,7 +131,11 @@ impl Shim {
             Ok(()) => {
                 self.started = true;
                 Reply::Pid {
-                    pid: self.init.pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+                    pid: self
+                        .init
+                        .pid
+                        .and_then(|p| u32::try_from(p).ok())
+                        .unwrap_or(0),
                 }
             }
             Err(e) => Reply::error(
@@ -156,7 +160,10 @@ impl Shim {
             && let Some(h) = &self.hierarchies
             && let Ok(list) = crate::cgroups::processes(h, &self.config.cgroup_path)
         {
-            pids = list.into_iter().filter_map(|p| i32::try_from(p).ok()).collect();
+            pids = list
+                .into_iter()
+                .filter_map(|p| i32::try_from(p).ok())
+                .collect();
         }
         for p in pids {
             if let Err(e) = kill(Pid::from_raw(p), sig)
@@ -245,7 +252,11 @@ impl Shim {
 
     fn attach(&mut self, conn: u64, exec_id: Option<String>, stream: StreamKind) -> Reply {
         let (tty, open_stdin, exited) = match &exec_id {
-            None => (self.config.tty, self.config.open_stdin, self.init.exit.is_some()),
+            None => (
+                self.config.tty,
+                self.config.open_stdin,
+                self.init.exit.is_some(),
+            ),
             Some(id) => match self.execs.get(id) {
                 None => return Reply::error(ErrorKind::NotFound, format!("no such exec: {id}")),
                 Some(e) => (

@@ -172,9 +172,9 @@ impl Shim {
     }
 
     fn backpressured(&self, t: &Target) -> bool {
-        self.conns.values().any(|c| {
-            matches!(&c.role, Role::Output(ct, _) if ct == t) && c.out.len() > HIGH_WATER
-        })
+        self.conns
+            .values()
+            .any(|c| matches!(&c.role, Role::Output(ct, _) if ct == t) && c.out.len() > HIGH_WATER)
     }
 
     fn wait_events(&self) -> io::Result<Vec<(Key, PollFlags)>> {
@@ -222,7 +222,10 @@ impl Shim {
         }
         Ok(keys
             .into_iter()
-            .zip(fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())))
+            .zip(
+                fds.iter()
+                    .map(|f| f.revents().unwrap_or(PollFlags::empty())),
+            )
             .filter(|(_, r)| !r.is_empty())
             .collect())
     }
@@ -310,7 +313,11 @@ impl Shim {
                     c.inbuf.extend_from_slice(&buf[..n]);
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
             Err(_) => {
                 c.eof = true;
                 c.dead = true;

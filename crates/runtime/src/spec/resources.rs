@@ -28,7 +28,11 @@ const RLIMITS: &[(&str, &str, Resource)] = &[
     ("rss", "RLIMIT_RSS", Resource::RLIMIT_RSS),
     ("rtprio", "RLIMIT_RTPRIO", Resource::RLIMIT_RTPRIO),
     ("rttime", "RLIMIT_RTTIME", Resource::RLIMIT_RTTIME),
-    ("sigpending", "RLIMIT_SIGPENDING", Resource::RLIMIT_SIGPENDING),
+    (
+        "sigpending",
+        "RLIMIT_SIGPENDING",
+        Resource::RLIMIT_SIGPENDING,
+    ),
     ("stack", "RLIMIT_STACK", Resource::RLIMIT_STACK),
 ];
 
@@ -47,7 +51,10 @@ pub fn probe_hard_limits() -> Vec<(i32, u64)> {
 
 /// OCI `process.rlimits` for the ulimits, each soft and hard value clamped to the inherited
 /// hard limit (`hard_limits` from [`probe_hard_limits`]).
-pub fn clamp_rlimits(ulimits: &[Ulimit], hard_limits: &[(i32, u64)]) -> Result<Vec<Value>, SpecError> {
+pub fn clamp_rlimits(
+    ulimits: &[Ulimit],
+    hard_limits: &[(i32, u64)],
+) -> Result<Vec<Value>, SpecError> {
     let mut out = Vec::new();
     for u in ulimits {
         let index = RLIMITS
@@ -75,14 +82,20 @@ pub fn linux_resources(r: &Resources, privileged: bool) -> Value {
         // Docker's default device cgroup rules: mknod of anything, and the default devices.
         rules.push(json!({"allow": true, "type": "c", "access": "m"}));
         rules.push(json!({"allow": true, "type": "b", "access": "m"}));
-        for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)] {
+        for (major, minor) in [
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 1),
+            (5, 2),
+        ] {
             rules.push(json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}));
         }
         rules.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
-        rules
-            .into_iter()
-            .collect::<Vec<_>>()
-            .into()
+        rules.into_iter().collect::<Vec<_>>().into()
     };
     let mut out = json!({"devices": devices});
     let mut memory = serde_json::Map::new();

@@ -78,11 +78,23 @@ fn defaults_match_docker() {
         .iter()
         .map(|m| m.destination().display().to_string())
         .collect();
-    for d in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"] {
+    for d in [
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+        "/sys/fs/cgroup",
+    ] {
         assert!(dests.contains(&d.to_string()), "{d} missing");
     }
     assert_eq!(caps_of(&spec).len(), 14);
-    assert!(caps_of(&spec).iter().any(|c| c.contains("NET_BIND_SERVICE")));
+    assert!(
+        caps_of(&spec)
+            .iter()
+            .any(|c| c.contains("NET_BIND_SERVICE"))
+    );
     assert!(
         linux
             .masked_paths()
@@ -100,13 +112,24 @@ fn defaults_match_docker() {
     let seccomp = linux.seccomp().as_ref().expect("seccomp");
     assert_eq!(seccomp.default_action(), LinuxSeccompAction::ScmpActErrno);
     assert_eq!(spec.hostname().as_deref(), Some("box"));
-    assert_eq!(linux.cgroups_path().as_deref(), Some(std::path::Path::new("/berth/c1")));
+    assert_eq!(
+        linux.cgroups_path().as_deref(),
+        Some(std::path::Path::new("/berth/c1"))
+    );
 }
 
 #[test]
 fn seccomp_refuses_namespace_syscalls_without_sys_admin() {
     let caps = capability_set(false, &[], &[]).expect("caps");
-    for name in ["unshare", "mount", "setns", "keyctl", "add_key", "reboot", "init_module"] {
+    for name in [
+        "unshare",
+        "mount",
+        "setns",
+        "keyctl",
+        "add_key",
+        "reboot",
+        "init_module",
+    ] {
         assert!(!seccomp::allows(&caps, name), "{name} allowed");
     }
     for name in ["read", "execve", "clock_gettime", "socket", "wait4"] {
@@ -127,7 +150,10 @@ fn cap_add_and_drop_follow_docker_rules() {
     assert!(set.contains("NET_ADMIN"));
     assert!(!set.contains("CHOWN"));
     let only = capability_set(false, &["net_raw".into()], &["ALL".into()]).expect("caps");
-    assert_eq!(only.into_iter().collect::<Vec<_>>(), vec!["NET_RAW".to_string()]);
+    assert_eq!(
+        only.into_iter().collect::<Vec<_>>(),
+        vec!["NET_RAW".to_string()]
+    );
     let all_but = capability_set(false, &["ALL".into()], &["SYS_ADMIN".into()]).expect("caps");
     assert!(all_but.contains("SYS_MODULE"));
     assert!(!all_but.contains("SYS_ADMIN"));
@@ -151,7 +177,12 @@ fn privileged_has_all_caps_no_seccomp_no_masks_and_rw_sys() {
         .iter()
         .find(|m| m.destination() == std::path::Path::new("/sys"))
         .expect("sys");
-    assert!(sys.options().as_ref().expect("options").contains(&"rw".to_string()));
+    assert!(
+        sys.options()
+            .as_ref()
+            .expect("options")
+            .contains(&"rw".to_string())
+    );
     assert!(linux.devices().as_ref().is_some_and(|d| !d.is_empty()));
 }
 
@@ -224,8 +255,18 @@ fn user_mounts_replace_defaults_and_network_modes() {
         .collect();
     assert_eq!(shm.len(), 1);
     assert_eq!(shm[0].typ().as_deref(), Some("bind"));
-    assert!(shm[0].options().as_ref().expect("opts").contains(&"rbind".to_string()));
-    let ns = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).expect("ns");
+    assert!(
+        shm[0]
+            .options()
+            .as_ref()
+            .expect("opts")
+            .contains(&"rbind".to_string())
+    );
+    let ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .expect("ns");
     assert!(!ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
     assert_eq!(spec.root().as_ref().and_then(|r| r.readonly()), Some(true));
     let user = spec.process().as_ref().expect("process").user();

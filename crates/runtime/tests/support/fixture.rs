@@ -36,7 +36,13 @@ pub fn usable() -> bool {
 
 /// The runc runtime if installed.
 pub fn runc() -> Option<RuntimeKind> {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin"] {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/sbin",
+    ] {
         let path = Path::new(dir).join("runc");
         if path.exists() {
             return Some(RuntimeKind::Oci {
@@ -133,7 +139,10 @@ impl Fixture {
     }
 
     /// Creates, attaches, starts and waits; returns (exit code, stdout, stderr).
-    pub async fn run(&self, config: &ContainerConfig) -> (berth_runtime::ExitStatus, String, String) {
+    pub async fn run(
+        &self,
+        config: &ContainerConfig,
+    ) -> (berth_runtime::ExitStatus, String, String) {
         let rt = &self.runtime;
         rt.create(config).await.expect("create");
         let streams = rt.attach(&config.id).await.expect("attach");
@@ -156,6 +165,31 @@ impl Fixture {
         let _ = self.runtime.kill(id, 9).await;
         let _ = self.runtime.wait(id).await;
         self.runtime.delete(id).await.expect("delete");
+    }
+}
+
+impl Drop for Fixture {
+    /// Kills whatever a failed test left running and waits for its shim to finish (which
+    /// removes the container's cgroup), before the temporary directory goes away.
+    fn drop(&mut self) {
+        use std::io::{BufRead, BufReader, Write};
+        let state = self.runtime.config().state_dir.clone();
+        let Ok(entries) = std::fs::read_dir(&state) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let sock = entry.path().join("shim.sock");
+            for req in [
+                &b"{\"op\":\"kill\",\"signal\":9,\"all\":true}\n"[..],
+                b"{\"op\":\"wait\"}\n",
+            ] {
+                if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+                    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                    let _ = s.write_all(req);
+                    let _ = BufReader::new(s).read_line(&mut String::new());
+                }
+            }
+        }
     }
 }
 
