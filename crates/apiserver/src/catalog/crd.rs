@@ -306,7 +306,11 @@ impl CrdVersion {
                 ("date", Some(Value::String(s))) => Value::String(age_cell(Some(s), now)),
                 ("string", Some(Value::String(s))) => Value::String(s.clone()),
                 ("string", Some(other)) => Value::String(other.to_string()),
-                ("integer", Some(v)) => v.as_i64().map(Value::from).unwrap_or(Value::Null),
+                ("integer", Some(v)) => v
+                    .as_i64()
+                    .or_else(|| v.as_f64().map(|f| f as i64))
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
                 ("number", Some(v)) => v.as_f64().map(Value::from).unwrap_or(Value::Null),
                 ("boolean", Some(v)) => v.as_bool().map(Value::from).unwrap_or(Value::Null),
                 (_, Some(v)) => v.clone(),

@@ -59,11 +59,7 @@ pub(super) fn apply(group: &str, kind: &str, object: &mut Value) {
         ("", "Namespace") => namespace(obj),
         ("", "Service") => service(child(obj, "spec")),
         ("", "Secret") => secret(obj),
-        ("", "ReplicationController") => {
-            let spec = child(obj, "spec");
-            set(spec, "replicas", json!(1));
-            template(spec);
-        }
+        ("", "ReplicationController") => replication_controller(obj),
         ("", "PersistentVolumeClaim") => {
             set(child(obj, "spec"), "volumeMode", json!("Filesystem"));
             set(child(obj, "status"), "phase", json!("Pending"));
@@ -136,6 +132,36 @@ fn namespace(obj: &mut Map<String, Value>) {
     set(child(obj, "status"), "phase", json!("Active"));
 }
 
+/// `SetDefaults_ReplicationController`: selector and labels from the template's labels.
+fn replication_controller(obj: &mut Map<String, Value>) {
+    let template_labels = obj
+        .get("spec")
+        .and_then(|s| s.pointer("/template/metadata/labels"))
+        .filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+        .cloned();
+    if let Some(labels) = template_labels {
+        let spec = child(obj, "spec");
+        if spec
+            .get("selector")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty)
+        {
+            spec.insert("selector".into(), labels.clone());
+        }
+        let meta = child(obj, "metadata");
+        if meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty)
+        {
+            meta.insert("labels".into(), labels);
+        }
+    }
+    let spec = child(obj, "spec");
+    set(spec, "replicas", json!(1));
+    template(spec);
+}
+
 fn service(spec: &mut Map<String, Value>) {
     set(spec, "type", json!("ClusterIP"));
     set(spec, "sessionAffinity", json!("None"));
@@ -146,6 +172,9 @@ fn service(spec: &mut Map<String, Value>) {
         .to_string();
     if kind != "ExternalName" {
         set(spec, "internalTrafficPolicy", json!("Cluster"));
+        // What the REST layer records on create for a single-stack IPv4 cluster.
+        set(spec, "ipFamilyPolicy", json!("SingleStack"));
+        set(spec, "ipFamilies", json!(["IPv4"]));
     }
     if kind == "NodePort" || kind == "LoadBalancer" {
         set(spec, "externalTrafficPolicy", json!("Cluster"));

@@ -157,3 +157,16 @@ fn catalog_defaults_service_namespace_and_secret() {
     assert_eq!(secret["data"]["user"], "YWRtaW4=");
     assert!(secret.get("stringData").is_none());
 }
+
+#[test]
+fn catalog_defaults_replication_controller_selector_from_template() {
+    let rc = defaulted(
+        "",
+        "ReplicationController",
+        json!({"metadata": {"name": "rc"}, "spec": {"template": {"metadata": {"labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}),
+    );
+    assert_eq!(rc["spec"]["selector"], json!({"app": "a"}));
+    assert_eq!(rc["metadata"]["labels"], json!({"app": "a"}));
+    assert_eq!(rc["spec"]["replicas"], 1);
+}

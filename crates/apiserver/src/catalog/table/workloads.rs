@@ -127,7 +127,11 @@ fn pod_reason(obj: &Value) -> String {
 fn pod(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let total = list(obj, "/spec/containers").len();
     let statuses = list(obj, "/status/containerStatuses");
-    let ready = statuses.iter().filter(|s| s["ready"] == true).count();
+    // Upstream counts a container ready only while it is also running.
+    let ready = statuses
+        .iter()
+        .filter(|s| s["ready"] == true && s.pointer("/state/running").is_some())
+        .count();
     let mut restarts = 0;
     let mut last_restart: Option<&str> = None;
     for status in statuses {

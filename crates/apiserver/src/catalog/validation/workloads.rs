@@ -170,6 +170,8 @@ fn selector_and_template(kind: &str, obj: &Value, spec_pointer: &str, causes: &m
                     .get("matchExpressions")
                     .and_then(Value::as_array)
                     .is_none_or(Vec::is_empty);
+            let match_labels = &spec["selector"]["matchLabels"];
+            super::labels(match_labels, &format!("{at}.selector.matchLabels"), causes);
             if empty {
                 let detail = format!(
                     "empty selector is invalid for {}",
