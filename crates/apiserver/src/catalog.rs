@@ -254,6 +254,18 @@ impl Catalog {
         definitions::lookup(&resource.group, &resource.version, &resource.kind, path)
     }
 
+    /// The `x-kubernetes-patch-strategy` of the field at `path` in objects of `resource`:
+    /// `merge` (lists merged by [`Catalog::patch_merge_key`], or primitive lists merged as
+    /// sets such as `metadata.finalizers`), `retainKeys` (a Deployment's `spec.strategy`:
+    /// fields absent from the patch are cleared), or `merge,retainKeys` (`spec.volumes`);
+    /// `None` when the field is replaced. Custom resources have none.
+    pub fn patch_strategy(&self, resource: &ResourceType, path: &[&str]) -> Option<String> {
+        if resource.custom {
+            return None;
+        }
+        definitions::strategy(&resource.group, &resource.version, &resource.kind, path)
+    }
+
     /// Paths of fields in `object` that its schema does not know, as upstream's strict
     /// decoding names them (`spec.template.spec.containers[0].imagee`), for requests with
     /// `fieldValidation=Strict` (an error `strict decoding error: unknown field "<path>"`) or

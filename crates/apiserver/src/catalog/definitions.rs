@@ -17,6 +17,8 @@ struct Property {
     child: Option<String>,
     /// The merge key, when the list merges by key.
     merge_key: Option<String>,
+    /// `x-kubernetes-patch-strategy` as written (`merge`, `retainKeys`, `merge,retainKeys`).
+    strategy: Option<String>,
     /// A map: every key is allowed, values follow `child`.
     map: bool,
 }
@@ -73,11 +75,13 @@ fn build() -> Index {
                 .map(str::to_string);
             let child = reference(schema);
             let map = schema.get("additionalProperties").is_some();
+            let strategy = (!strategy.is_empty()).then(|| strategy.to_string());
             properties.insert(
                 field.clone(),
                 Property {
                     child,
                     merge_key,
+                    strategy,
                     map,
                 },
             );
@@ -94,8 +98,8 @@ fn index() -> &'static Index {
     INDEX.get_or_init(build)
 }
 
-/// The merge key of the list at `path` in objects of a built-in kind.
-pub(super) fn lookup(group: &str, version: &str, kind: &str, path: &[&str]) -> Option<String> {
+/// The property at `path` in objects of a built-in kind.
+fn property(group: &str, version: &str, kind: &str, path: &[&str]) -> Option<&'static Property> {
     let index = index();
     let mut definition = index.kinds.get(&format!("{group}/{version}/{kind}"))?;
     let (last, parents) = path.split_last()?;
@@ -107,12 +111,17 @@ pub(super) fn lookup(group: &str, version: &str, kind: &str, path: &[&str]) -> O
             .child
             .as_ref()?;
     }
-    index
-        .definitions
-        .get(definition)?
-        .get(*last)?
-        .merge_key
-        .clone()
+    index.definitions.get(definition)?.get(*last)
+}
+
+/// The merge key of the list at `path` in objects of a built-in kind.
+pub(super) fn lookup(group: &str, version: &str, kind: &str, path: &[&str]) -> Option<String> {
+    property(group, version, kind, path)?.merge_key.clone()
+}
+
+/// The patch strategy of the field at `path` in objects of a built-in kind.
+pub(super) fn strategy(group: &str, version: &str, kind: &str, path: &[&str]) -> Option<String> {
+    property(group, version, kind, path)?.strategy.clone()
 }
 
 /// Paths of the fields of `object` that its kind's definition does not have, written as
@@ -228,6 +237,19 @@ mod tests {
         assert_eq!(key("", "Pod", &["spec", "containers", "args"]), None);
         assert_eq!(key("", "Pod", &["spec", "tolerations"]), None);
         assert_eq!(key("", "Pod", &["spec", "nope", "containers"]), None);
+        assert_eq!(
+            strategy("apps", "v1", "Deployment", &["spec", "strategy"]).as_deref(),
+            Some("retainKeys")
+        );
+        assert_eq!(
+            strategy("", "v1", "Pod", &["metadata", "finalizers"]).as_deref(),
+            Some("merge")
+        );
+        assert_eq!(
+            strategy("", "v1", "Pod", &["spec", "volumes"]).as_deref(),
+            Some("merge,retainKeys")
+        );
+        assert_eq!(strategy("", "v1", "Pod", &["spec", "tolerations"]), None);
     }
 
     #[test]
