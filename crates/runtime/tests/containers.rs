@@ -451,3 +451,84 @@ async fn container_stdin_reaches_the_process() {
     assert_eq!(fx.runtime.wait(&cfg.id).await.expect("wait").code, 0);
     fx.remove(&cfg.id).await;
 }
+
+/// crun 1.8 refuses hybrid cgroup hosts whose cgroup2 still lists controllers; the test says
+/// so and skips there.
+#[tokio::test]
+#[ignore = "needs root"]
+async fn crun_runs_a_container_or_says_why_not() {
+    if !usable() {
+        return;
+    }
+    let Some(path) = ["/usr/bin/crun", "/usr/local/bin/crun"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    else {
+        eprintln!("skipped: crun is not installed");
+        return;
+    };
+    let fx = Fixture::new(RuntimeKind::Oci {
+        name: "crun".into(),
+        path,
+    });
+    let cfg = fx.config(&["sh", "-c", "echo out; echo err >&2; exit 4"]);
+    match fx.runtime.create(&cfg).await {
+        Err(e) if e.to_string().contains("hybrid") => {
+            eprintln!("skipped: crun cannot run on this host: {e}");
+            return;
+        }
+        Err(e) => panic!("crun create failed: {e}"),
+        Ok(()) => {}
+    }
+    let streams = fx.runtime.attach(&cfg.id).await.expect("attach");
+    fx.runtime.start(&cfg.id).await.expect("start");
+    let (out, err) = tokio::join!(
+        read_all(streams.stdout),
+        read_all(streams.stderr.expect("stderr"))
+    );
+    assert_eq!(fx.runtime.wait(&cfg.id).await.expect("wait").code, 4);
+    assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
+    fx.remove(&cfg.id).await;
+}
+
+/// The runtime's share of `docker run --rm IMG /bin/true`: create, attach, start, wait and
+/// delete, without sleeps or polling timers anywhere on the path.
+#[tokio::test]
+#[ignore = "needs root"]
+async fn run_true_end_to_end_is_fast() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let mut times = Vec::new();
+    for _ in 0..7 {
+        let cfg = fx.config(&["/bin/true"]);
+        let t = std::time::Instant::now();
+        let (status, _, _) = fx.run(&cfg).await;
+        times.push(t.elapsed());
+        assert_eq!(status.code, 0);
+    }
+    times.sort();
+    eprintln!("run /bin/true: median {:?}, min {:?}", times[3], times[0]);
+    // Where the time goes, phase by phase.
+    let cfg = fx.config(&["/bin/true"]);
+    let rt = &fx.runtime;
+    let t = std::time::Instant::now();
+    rt.create(&cfg).await.expect("create");
+    let created = t.elapsed();
+    let streams = rt.attach(&cfg.id).await.expect("attach");
+    let attached = t.elapsed();
+    rt.start(&cfg.id).await.expect("start");
+    let started = t.elapsed();
+    let _ = read_all(streams.stdout).await;
+    rt.wait(&cfg.id).await.expect("wait");
+    let waited = t.elapsed();
+    rt.delete(&cfg.id).await.expect("delete");
+    eprintln!(
+        "create {created:?}, attach {attached:?}, start {started:?}, wait {waited:?}, delete {:?}",
+        t.elapsed()
+    );
+    // Generous bound: the machine is shared and this is a debug build.
+    assert!(times[3] < Duration::from_secs(2), "{times:?}");
+}

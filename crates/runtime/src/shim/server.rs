@@ -44,12 +44,15 @@ pub(super) struct Conn {
     pub(super) role: Role,
     pub(super) waiting: Option<Target>,
     pub(super) closing: bool,
+    /// At least one reply was sent (a connection is not idle before its first request).
+    served: bool,
     eof: bool,
     dead: bool,
 }
 
 impl Conn {
     pub(super) fn send(&mut self, reply: &Reply) {
+        self.served = true;
         self.out.extend_from_slice(&protocol::encode(reply));
         self.flush();
     }
@@ -291,6 +294,7 @@ impl Shim {
                             role: Role::Control,
                             waiting: None,
                             closing: false,
+                            served: false,
                             eof: false,
                             dead: false,
                         },
@@ -403,7 +407,7 @@ impl Shim {
             let idle_control = matches!(c.role, Role::Control)
                 && c.waiting.is_none()
                 && c.inbuf.is_empty()
-                && (c.eof || finished);
+                && (c.eof || (finished && c.served));
             !(c.dead || (c.out.is_empty() && (c.closing || idle_control)))
         });
     }
