@@ -76,6 +76,7 @@ macro_rules! suite {
                 concurrent_creates_are_all_acknowledged,
                 hundred_watchers_see_a_write,
                 idle_watch_reports_progress,
+                periodic_compaction_keeps_recent_history,
             );
         )*
     };

@@ -28,11 +28,11 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0), ('compacted', 0);
 CREATE TABLE IF NOT EXISTS keys (
-    key BLOB NOT NULL UNIQUE,
+    key BLOB PRIMARY KEY,
     value BLOB NOT NULL,
     create_revision INTEGER NOT NULL,
     mod_revision INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     revision INTEGER PRIMARY KEY,
     key BLOB NOT NULL,
