@@ -3,6 +3,7 @@
 
 mod client;
 mod daemon;
+mod registry;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,8 @@ enum Command {
     Daemon(daemon::DaemonArgs),
     /// Run the Kubernetes-compatible API server with its store.
     Server(server::ServerArgs),
+    /// Run the OCI registry server, or maintain its storage.
+    Registry(registry::RegistryArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -69,6 +72,10 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => {
             init_tracing(&cli.log_level, cli.log_format);
             server::run(args)
+        }
+        Command::Registry(args) => {
+            init_tracing(&cli.log_level, cli.log_format);
+            registry::run(args)
         }
         Command::Client(command) => {
             let code = client::run(command)?;
