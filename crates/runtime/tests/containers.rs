@@ -532,3 +532,104 @@ async fn run_true_end_to_end_is_fast() {
     // Generous bound: the machine is shared and this is a debug build.
     assert!(times[3] < Duration::from_secs(2), "{times:?}");
 }
+
+async fn missing_executable_is_reported(kind: RuntimeKind) {
+    let fx = Fixture::new(kind);
+    let cfg = fx.config(&["nope"]);
+    match fx.runtime.create(&cfg).await {
+        Err(berth_runtime::RuntimeError::Create {
+            exec_not_found,
+            message,
+        }) => {
+            assert!(exec_not_found, "{message}");
+            assert!(message.contains("nope"), "{message}");
+        }
+        other => {
+            // runc reports a missing executable only when the process starts.
+            let _ = other.expect("create");
+            match fx.runtime.start(&cfg.id).await {
+                Err(berth_runtime::RuntimeError::Create { exec_not_found, .. }) => {
+                    assert!(exec_not_found)
+                }
+                Ok(_) => {
+                    let status = fx.runtime.wait(&cfg.id).await.expect("wait");
+                    assert_ne!(status.code, 0);
+                }
+                Err(e) => panic!("unexpected error {e}"),
+            }
+            fx.remove(&cfg.id).await;
+        }
+    }
+    assert!(!fx.runtime.list().await.expect("list").contains(&cfg.id));
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn builtin_create_reports_missing_executable() {
+    if usable() {
+        missing_executable_is_reported(RuntimeKind::Builtin).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn runc_create_reports_missing_executable() {
+    if let Some(k) = runc().filter(|_| usable()) {
+        missing_executable_is_reported(k).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn update_changes_limits_of_a_running_container() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let mut cfg = fx.config(&["sleep", "100"]);
+    cfg.resources.pids_limit = Some(50);
+    fx.runtime.create(&cfg).await.expect("create");
+    fx.runtime.start(&cfg.id).await.expect("start");
+    let update = Resources {
+        pids_limit: Some(20),
+        memory: Some(100 << 20),
+        memory_swap: Some(200 << 20),
+        ..Resources::default()
+    };
+    fx.runtime.update(&cfg.id, &update).await.expect("update");
+    let stats = fx.runtime.stats(&cfg.id).await.expect("stats");
+    assert_eq!(stats.pids_limit, 20);
+    assert_eq!(stats.memory_limit, 100 << 20);
+    assert_eq!(stats.pids_current, 1);
+    let pids = fx.runtime.processes(&cfg.id).await.expect("processes");
+    assert_eq!(pids.len(), 1);
+    fx.remove(&cfg.id).await;
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn tty_container_merges_output_and_resizes() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let mut cfg = fx.config(&["sh", "-c", "read x; stty size; echo err >&2; echo x=$x"]);
+    cfg.tty = true;
+    cfg.open_stdin = true;
+    fx.runtime.create(&cfg).await.expect("create");
+    let streams = fx.runtime.attach(&cfg.id).await.expect("attach");
+    assert!(streams.stderr.is_none());
+    fx.runtime.start(&cfg.id).await.expect("start");
+    fx.runtime
+        .resize(&cfg.id, None, 33, 120)
+        .await
+        .expect("resize");
+    let mut stdin = streams.stdin.expect("stdin");
+    stdin.write_all(b"yes\n").await.expect("write");
+    let out = read_all(streams.stdout).await;
+    assert_eq!(fx.runtime.wait(&cfg.id).await.expect("wait").code, 0);
+    assert!(out.contains("33 120\r\n"), "{out:?}");
+    assert!(out.contains("err\r\n"), "{out:?}");
+    assert!(out.contains("x=yes\r\n"), "{out:?}");
+    fx.remove(&cfg.id).await;
+}
