@@ -222,7 +222,19 @@ pub(super) fn builtin(
         ("apps", _) | ("", "ReplicationController") | ("batch", _) => {
             workloads::validate(&resource.kind, obj, old, causes)
         }
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => causes.extend(crd::validate(obj)),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            causes.extend(crd::validate(obj));
+            if let Some(old) = old {
+                for (field, pointer) in
+                    [("spec.scope", "/spec/scope"), ("spec.group", "/spec/group")]
+                {
+                    let value = obj.pointer(pointer).unwrap_or(&Value::Null);
+                    if old.pointer(pointer).is_some_and(|o| o != value) {
+                        causes.push(immutable(field, value));
+                    }
+                }
+            }
+        }
         _ => core::validate(&resource.group, &resource.kind, obj, old, causes),
     }
 }

@@ -164,3 +164,22 @@ fn catalog_crd_appears_in_openapi_documents() {
             .is_some_and(|p| p.iter().any(|x| x["name"] == "fieldValidation"))
     );
 }
+
+#[test]
+fn catalog_crd_scope_is_immutable() {
+    let catalog = Catalog::builtin();
+    let crds = catalog
+        .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .expect("crds");
+    let old = widget_crd();
+    assert!(catalog.validate(crds, &old, None).is_empty());
+    let mut new = old.clone();
+    new["spec"]["scope"] = json!("Cluster");
+    let causes = catalog.validate(crds, &new, Some(&old));
+    assert_eq!(causes.len(), 1);
+    assert_eq!(causes[0].field, "spec.scope");
+    assert_eq!(
+        causes[0].message,
+        "Invalid value: \"Cluster\": field is immutable"
+    );
+}

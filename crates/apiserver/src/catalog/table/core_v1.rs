@@ -259,14 +259,14 @@ fn event(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         .get("involvedObject")
         .or(obj.get("regarding"))
         .unwrap_or(&Value::Null);
-    let object = format!(
-        "{}/{}",
-        involved["kind"]
-            .as_str()
-            .unwrap_or_default()
-            .to_ascii_lowercase(),
-        involved["name"].as_str().unwrap_or_default()
-    );
+    let kind = involved["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let object = match involved["name"].as_str().unwrap_or_default() {
+        "" => kind,
+        name => format!("{kind}/{name}"),
+    };
     let source = pick("/source/component", "/reportingController")
         .or(pick("/deprecatedSource/component", "/reportingComponent"))
         .unwrap_or_default();
@@ -281,7 +281,7 @@ fn event(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         object.into(),
         involved["fieldPath"].as_str().unwrap_or_default().into(),
         source.into(),
-        pick("/message", "/note").unwrap_or_default().into(),
+        pick("/message", "/note").unwrap_or_default().trim().into(),
         age_cell(first, now).into(),
         count.into(),
         name(obj),
