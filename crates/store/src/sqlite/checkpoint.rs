@@ -24,11 +24,8 @@ pub(super) fn spawn(path: PathBuf) -> Result<mpsc::Sender<()>, SqliteError> {
     std::thread::Builder::new()
         .name("berth-store-checkpoint".into())
         .spawn(move || {
-            loop {
-                match stopped.recv_timeout(EVERY) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                }
+            // Any message, or the store dropping the sender, stops the thread.
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
                 let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
                     Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
                 });
