@@ -97,13 +97,20 @@ pub(super) fn apply(group: &str, kind: &str, object: &mut Value) {
         }
         ("networking.k8s.io", "NetworkPolicy") => network_policy(child(obj, "spec")),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            // ServiceAccount subjects keep the core group, which is omitted when empty.
             for subject in items(obj, "subjects") {
-                let api_group = match subject.get("kind").and_then(Value::as_str) {
-                    Some("User" | "Group") => "rbac.authorization.k8s.io",
-                    _ => "",
-                };
-                set(subject, "apiGroup", json!(api_group));
+                if matches!(
+                    subject.get("kind").and_then(Value::as_str),
+                    Some("User" | "Group")
+                ) {
+                    set(subject, "apiGroup", json!("rbac.authorization.k8s.io"));
+                }
             }
+            set(
+                child(obj, "roleRef"),
+                "apiGroup",
+                json!("rbac.authorization.k8s.io"),
+            );
         }
         ("scheduling.k8s.io", "PriorityClass") => {
             set(obj, "preemptionPolicy", json!("PreemptLowerPriority"))
@@ -243,6 +250,7 @@ fn job(spec: &mut Map<String, Value>) {
     set(spec, "backoffLimit", json!(6));
     set(spec, "completionMode", json!("NonIndexed"));
     set(spec, "suspend", json!(false));
+    set(spec, "manualSelector", json!(false));
     if unset(spec, "podFailurePolicy") {
         set(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
     }

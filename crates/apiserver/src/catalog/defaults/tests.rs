@@ -110,6 +110,7 @@ fn catalog_defaults_other_workloads() {
     assert_eq!(job["spec"]["parallelism"], 1);
     assert_eq!(job["spec"]["backoffLimit"], 6);
     assert_eq!(job["spec"]["completionMode"], "NonIndexed");
+    assert_eq!(job["spec"]["manualSelector"], false);
     assert_eq!(
         job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
         "u-1"
@@ -169,4 +170,20 @@ fn catalog_defaults_replication_controller_selector_from_template() {
     assert_eq!(rc["spec"]["selector"], json!({"app": "a"}));
     assert_eq!(rc["metadata"]["labels"], json!({"app": "a"}));
     assert_eq!(rc["spec"]["replicas"], 1);
+}
+
+#[test]
+fn catalog_defaults_role_binding_groups() {
+    let binding = defaulted(
+        "rbac.authorization.k8s.io",
+        "RoleBinding",
+        json!({"roleRef": {"kind": "Role", "name": "r"}, "subjects": [
+            {"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "sa", "namespace": "ns"}]}),
+    );
+    assert_eq!(binding["roleRef"]["apiGroup"], "rbac.authorization.k8s.io");
+    assert_eq!(
+        binding["subjects"][0]["apiGroup"],
+        "rbac.authorization.k8s.io"
+    );
+    assert!(binding["subjects"][1].get("apiGroup").is_none());
 }
