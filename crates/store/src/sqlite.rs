@@ -56,6 +56,8 @@ pub struct SqliteStore {
     progress: Option<Duration>,
     /// Dropping it stops the checkpointer thread.
     _checkpointer: mpsc::Sender<()>,
+    /// Held while open: this store is the file's only writer.
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -80,9 +82,13 @@ impl SqliteStore {
     ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let opening = path.clone();
-        let (conn, counters) = tokio::task::spawn_blocking(move || schema::open_writer(&opening))
-            .await
-            .map_err(SqliteError::from)??;
+        let (lock, conn, counters) = tokio::task::spawn_blocking(move || {
+            let lock = schema::lock(&opening)?;
+            let (conn, counters) = schema::open_writer(&opening)?;
+            Ok::<_, SqliteError>((lock, conn, counters))
+        })
+        .await
+        .map_err(SqliteError::from)??;
         info!(
             path = %path.display(),
             revision = counters.revision,
@@ -101,6 +107,7 @@ impl SqliteStore {
         let checkpointer = checkpoint::spawn(path.clone())?;
         Ok(SqliteStore {
             _checkpointer: checkpointer,
+            _lock: lock,
             readers: Arc::new(reader::Readers::new(path.clone(), config.readers)),
             path,
             writes,

@@ -83,3 +83,20 @@ macro_rules! suite {
 }
 
 suite!(sqlite, etcd);
+
+#[tokio::test]
+async fn sqlite_refuses_a_second_writer_until_the_first_closes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store.db");
+    let first = SqliteStore::open(&path).await.expect("open");
+    let rev = first.create("/a", b"1".to_vec()).await.expect("create");
+    match SqliteStore::open(&path).await {
+        Err(berth_store::StoreError::Backend(message)) => {
+            assert!(message.contains("in use"), "{message}");
+        }
+        other => panic!("expected the second open to fail, got {other:?}"),
+    }
+    drop(first);
+    let second = SqliteStore::open(&path).await.expect("reopen after close");
+    assert_eq!(second.revision().await.expect("revision"), rev);
+}

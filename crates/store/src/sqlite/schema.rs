@@ -59,6 +59,21 @@ pub enum SqliteError {
     /// A statement failed.
     #[error("sqlite statement failed")]
     Statement(#[from] rusqlite::Error),
+    /// Another live process (or store in this process) has the file open for writing.
+    #[error("sqlite store {path} is in use by another process")]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The lock file beside the database could not be created.
+    #[error("cannot create lock file {path}")]
+    LockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// A stored key is not UTF-8 (the file was written by something else).
     #[error("stored key is not utf-8")]
     KeyEncoding(#[from] std::string::FromUtf8Error),
@@ -136,6 +151,34 @@ pub(super) fn open_writer(path: &Path) -> Result<(Connection, Counters), SqliteE
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Takes the exclusive lock that makes this process the file's only writer: revisions are
+/// counted in memory by one writer thread, so a second writer would reuse them. The lock is a
+/// `flock` on `<path>-lock`, released when the returned file is dropped or the process dies.
+pub(super) fn lock(path: &Path) -> Result<std::fs::File, SqliteError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-lock");
+    let lock_path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| SqliteError::LockFile {
+            path: lock_path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SqliteError::InUse {
+            path: path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(SqliteError::LockFile {
+            path: lock_path,
+            source,
+        }),
+    }
 }
 
 /// Opens the checkpointer's connection.
