@@ -6,6 +6,7 @@
 
 mod jsonlog;
 mod process;
+mod reaper;
 mod requests;
 mod server;
 
