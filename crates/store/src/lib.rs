@@ -14,6 +14,11 @@
 //! - Backends: `sqlite::SqliteStore::open(path).await` (one file, created if missing) and
 //!   `etcd::EtcdStore::connect(&endpoints).await`; both implement [`Store`] and are used as
 //!   `Arc<dyn Store>`.
+//! - Compaction: after `compact(r)`, lists at a revision >= `r` and watches from >= `r` still
+//!   work; below `r` they fail with [`StoreError::Compacted`] on both backends.
+//!   [`compaction::run_compactor`] compacts periodically for the server.
+//! - Watch streams send [`Event::Progress`] when idle (SQLite: after
+//!   `SqliteConfig::progress_interval_ms`; etcd: its progress notifications).
 
 use std::pin::Pin;
 
