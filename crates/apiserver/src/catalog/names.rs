@@ -89,6 +89,31 @@ pub(super) fn dns1035_label(s: &str) -> Vec<String> {
     errs
 }
 
+/// An IANA service name (container port names): up to 15 of `[-a-z0-9]`, at least one
+/// letter, no leading, trailing or doubled hyphen.
+pub(super) fn port_name(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > 15 {
+        errs.push(max_len_error(15));
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into());
+    }
+    if s.contains("--") {
+        errs.push("must not contain consecutive hyphens".into());
+    }
+    if !s.chars().any(|c| c.is_ascii_lowercase()) {
+        errs.push("must contain at least one letter (a-z)".into());
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        errs.push("must not begin or end with a hyphen".into());
+    }
+    errs
+}
+
 /// A name usable as one URL path segment (RBAC names and others without stricter rules).
 pub(super) fn path_segment_name(s: &str) -> Vec<String> {
     if s == "." || s == ".." {
@@ -194,6 +219,15 @@ mod tests {
         assert!(dns1035_label("web").is_empty());
         assert!(dns1035_label("1web")[0].starts_with("a DNS-1035 label must"));
         assert_eq!(path_segment_name("a/b"), ["may not contain '/'"]);
+        assert!(port_name("http-web").is_empty());
+        assert_eq!(
+            port_name("HTTP_x"),
+            ["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"]
+        );
+        assert_eq!(
+            port_name("8080"),
+            ["must contain at least one letter (a-z)"]
+        );
     }
 
     #[test]

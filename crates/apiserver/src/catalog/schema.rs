@@ -124,9 +124,50 @@ fn check(schema: &Value, value: &Value, at: &str, causes: &mut Vec<Cause>) {
                     check(items, item, &format!("{at}[{i}]"), causes);
                 }
             }
+            list_type(schema, list, at, causes);
         }
         Value::Object(map) => object(schema, map, at, causes),
         _ => {}
+    }
+}
+
+/// `x-kubernetes-list-type: set` (unique items) and `map` (unique `list-map-keys`).
+fn list_type(schema: &Value, list: &[Value], at: &str, causes: &mut Vec<Cause>) {
+    let keys: Vec<&str> = schema["x-kubernetes-list-map-keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let identity = |item: &Value| -> Value {
+        match schema["x-kubernetes-list-type"].as_str() {
+            Some("map") => Value::Array(keys.iter().map(|k| item[*k].clone()).collect()),
+            _ => item.clone(),
+        }
+    };
+    if !matches!(
+        schema["x-kubernetes-list-type"].as_str(),
+        Some("set" | "map")
+    ) {
+        return;
+    }
+    let mut seen: Vec<Value> = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let id = identity(item);
+        if seen.contains(&id) {
+            let shown = match schema["x-kubernetes-list-type"].as_str() {
+                Some("map") => {
+                    let pairs: Vec<String> =
+                        keys.iter().map(|k| format!("{k:?}:{}", item[*k])).collect();
+                    format!("map[string]interface {{}}{{{}}}", pairs.join(", "))
+                }
+                _ => show(item),
+            };
+            let msg = format!("Duplicate value: {shown}");
+            causes.push(cause("FieldValueDuplicate", &format!("{at}[{i}]"), msg));
+        } else {
+            seen.push(id);
+        }
     }
 }
 

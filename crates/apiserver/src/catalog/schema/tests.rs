@@ -124,3 +124,32 @@ fn catalog_schema_applies_defaults() {
     apply_defaults(&schema(), &mut object);
     assert_eq!(object["spec"]["color"], "green");
 }
+
+#[test]
+fn catalog_schema_rejects_duplicates_in_sets_and_maps() {
+    let schema = json!({"type": "object", "properties": {
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}}
+    }});
+    let mut causes = Vec::new();
+    validate(
+        &schema,
+        &json!({"tags": ["a", "b", "a"], "ports": [{"name": "x", "port": 1}, {"name": "x", "port": 2}]}),
+        &mut causes,
+    );
+    let got: Vec<(&str, &str)> = causes
+        .iter()
+        .map(|c| (c.field.as_str(), c.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("tags[2]", "Duplicate value: \"a\""),
+            (
+                "ports[1]",
+                "Duplicate value: map[string]interface {}{\"name\":\"x\"}"
+            ),
+        ]
+    );
+}

@@ -235,6 +235,12 @@ fn service(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
         } else if !name.is_empty() && !names.insert(name.to_string()) {
             causes.push(duplicate(&format!("{at}.name"), &port["name"]));
         }
+        for msg in super::names::dns1123_label(name)
+            .into_iter()
+            .filter(|_| !name.is_empty())
+        {
+            causes.push(invalid(&format!("{at}.name"), &port["name"], &msg));
+        }
         for key in ["port", "nodePort"] {
             match port[key].as_i64() {
                 None if key == "port" => causes.push(required(&format!("{at}.port"), "")),

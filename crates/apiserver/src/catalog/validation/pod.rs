@@ -167,8 +167,17 @@ fn container(
             causes.push(not_supported(&format!("{at}.{key}"), value, supported));
         }
     }
+    let mut port_names = HashSet::new();
     for (i, port) in list(c, "ports").iter().enumerate() {
         let field = format!("{at}.ports[{i}]");
+        if let Some(name) = port["name"].as_str().filter(|n| !n.is_empty()) {
+            for msg in names::port_name(name) {
+                causes.push(invalid(&format!("{field}.name"), &port["name"], &msg));
+            }
+            if !port_names.insert(name.to_string()) {
+                causes.push(duplicate(&format!("{field}.name"), &port["name"]));
+            }
+        }
         match port["containerPort"].as_i64() {
             None | Some(0) => causes.push(required(&format!("{field}.containerPort"), "")),
             Some(n) if !(1..=65535).contains(&n) => causes.push(invalid(
