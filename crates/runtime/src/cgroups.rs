@@ -15,18 +15,26 @@ pub use update::apply_update;
 /// Errors of cgroup access.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
+    /// No hierarchy serves the controller.
     #[error("no cgroup hierarchy holds the {0} controller")]
     NoController(String),
+    /// A cgroup file could not be read.
     #[error("failed to read {path}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A cgroup file could not be written.
     #[error("failed to write {value:?} to {path}")]
     Write {
+        /// The file.
         path: PathBuf,
+        /// The value.
         value: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },

@@ -15,6 +15,7 @@ use crate::RuntimeKind;
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct ExecutorError {
+    /// The runtime's message, as users see it.
     pub message: String,
     /// The process' executable does not exist.
     pub exec_not_found: bool,
@@ -43,8 +44,11 @@ impl ExecutorError {
 /// The stdio a process gets: pipe/socket ends, or `None` for the console socket case.
 #[derive(Debug, Default)]
 pub struct ProcessIo {
+    /// The process' stdin.
     pub stdin: Option<OwnedFd>,
+    /// The process' stdout.
     pub stdout: Option<OwnedFd>,
+    /// The process' stderr.
     pub stderr: Option<OwnedFd>,
     /// Path of the unix socket that receives the PTY master (`terminal: true`).
     pub console_socket: Option<std::path::PathBuf>,

@@ -14,8 +14,11 @@ pub const MAX_LINE: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamKind {
+    /// Input to the process.
     Stdin,
+    /// Standard output, or the terminal's output.
     Stdout,
+    /// Standard error (not with a terminal).
     Stderr,
 }
 
@@ -31,28 +34,44 @@ pub enum Request {
     Wait,
     /// Signal the init process (`all`: every process of the container).
     Kill {
+        /// Signal number.
         signal: i32,
+        /// Signal every process in the container's cgroup.
         all: bool,
     },
+    /// Freeze the container.
     Pause,
+    /// Thaw the container.
     Resume,
+    /// Set the terminal size of the container (`exec_id: None`) or an exec.
     Resize {
+        /// The exec, or `None` for the container.
         exec_id: Option<String>,
+        /// Rows.
         rows: u16,
+        /// Columns.
         cols: u16,
     },
+    /// Register an exec (not started).
     ExecCreate {
+        /// The exec's configuration.
         exec: ExecConfig,
     },
+    /// Start a registered exec; replies with its pid.
     ExecStart {
+        /// The exec's id.
         exec_id: String,
     },
+    /// Reply once the exec has exited.
     ExecWait {
+        /// The exec's id.
         exec_id: String,
     },
     /// Turn this connection into one stream of the container (`exec_id: None`) or an exec.
     Attach {
+        /// The exec, or `None` for the container.
         exec_id: Option<String>,
+        /// The stream this connection carries.
         stream: StreamKind,
     },
 }
@@ -61,9 +80,16 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
+    /// No such container or exec.
     NotFound,
+    /// The process is not running.
     NotRunning,
-    Create { exec_not_found: bool },
+    /// The OCI runtime refused to create or start the process.
+    Create {
+        /// The executable does not exist.
+        exec_not_found: bool,
+    },
+    /// Anything else.
     Other,
 }
 
@@ -71,11 +97,30 @@ pub enum ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Reply {
+    /// Done.
     Ok,
-    Pid { pid: u32 },
-    State { state: ContainerState },
-    Exit { exit: ExitStatus },
-    Error { kind: ErrorKind, message: String },
+    /// A process' host pid.
+    Pid {
+        /// The pid.
+        pid: u32,
+    },
+    /// The container's state.
+    State {
+        /// The state.
+        state: ContainerState,
+    },
+    /// How a process ended.
+    Exit {
+        /// The exit status.
+        exit: ExitStatus,
+    },
+    /// The request failed.
+    Error {
+        /// Which kind of failure.
+        kind: ErrorKind,
+        /// What users see.
+        message: String,
+    },
 }
 
 impl Reply {

@@ -21,17 +21,29 @@ pub use security::{capability_set, default_capabilities};
 /// Errors of spec generation.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    /// A capability name the kernel does not know.
     #[error("unknown capability {0}")]
     UnknownCapability(String),
+    /// A ulimit name Docker does not know.
     #[error("unknown ulimit {0}")]
     UnknownUlimit(String),
+    /// A configuration value the spec cannot express.
     #[error("invalid {field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The configuration field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The generated JSON is not a valid OCI spec.
     #[error("generated spec does not deserialize")]
     Encode(#[source] serde_json::Error),
+    /// A spec file could not be written.
     #[error("failed to write {path}")]
     Write {
+        /// The file.
         path: std::path::PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
