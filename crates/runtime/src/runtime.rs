@@ -83,10 +83,13 @@ impl Runtime {
         let id = config.id.as_str();
         let layout = self.layout(id)?;
         if layout.dir().exists() {
-            if client::call(&layout.socket(), &Request::State)
-                .await
-                .is_ok_and(|r| r.is_some())
-            {
+            // A shim that still answers for a live container owns the id; one that only
+            // lingers for its last clients after the exit does not.
+            let live = matches!(
+                client::call(&layout.socket(), &Request::State).await,
+                Ok(Some(Reply::State { state })) if !matches!(state, ContainerState::Exited(_))
+            );
+            if live {
                 return Err(RuntimeError::Other(format!(
                     "container {id} already exists"
                 )));

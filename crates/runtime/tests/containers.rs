@@ -481,3 +481,24 @@ async fn tty_container_merges_output_and_resizes() {
     assert!(out.contains("x=yes\r\n"), "{out:?}");
     fx.remove(&cfg.id).await;
 }
+
+/// `docker start` of an exited container creates it again under the same id.
+#[tokio::test]
+#[ignore = "needs root"]
+async fn an_exited_container_can_be_created_again() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let cfg = fx.config(&["sh", "-c", "echo run"]);
+    for _ in 0..2 {
+        fx.runtime.create(&cfg).await.expect("create");
+        let streams = fx.runtime.attach(&cfg.id).await.expect("attach");
+        fx.runtime.start(&cfg.id).await.expect("start");
+        assert_eq!(read_all(streams.stdout).await, "run\n");
+        assert_eq!(fx.runtime.wait(&cfg.id).await.expect("wait").code, 0);
+    }
+    let log = std::fs::read_to_string(&cfg.log_path).expect("log");
+    assert_eq!(log.lines().count(), 2);
+    fx.runtime.delete(&cfg.id).await.expect("delete");
+}

@@ -92,7 +92,7 @@ impl Shim {
             if let Err(e) = self.executor.delete() {
                 tracing::warn!(error = %e, "runtime delete failed");
             }
-            if let Err(e) = crate::exit::write(&self.dir.join(layout::EXIT), &exit) {
+            if let Err(e) = crate::exit::write(std::path::Path::new(layout::EXIT), &exit) {
                 tracing::error!(error = %e, "cannot persist exit status");
             }
             self.finished = true;

@@ -168,7 +168,9 @@ impl Shim {
                 self.handle_event(key, flags, &mut buf);
             }
         }
-        let _ = std::fs::remove_file(self.dir.join(layout::SOCKET));
+        // Relative to the shim's working directory, its own state directory: if that was
+        // removed and recreated for a new container of the same id, the paths are not ours.
+        let _ = std::fs::remove_file(layout::SOCKET);
         0
     }
 
