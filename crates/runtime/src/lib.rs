@@ -45,7 +45,12 @@ pub enum RuntimeKind {
     /// youki's libcontainer, linked into the `berth` binary.
     Builtin,
     /// An OCI runtime command line (`runc`, `crun`): `name` as users write it, `path` resolved.
-    Oci { name: String, path: PathBuf },
+    Oci {
+        /// The name users write (`runc`).
+        name: String,
+        /// The resolved executable.
+        path: PathBuf,
+    },
 }
 
 /// Configuration of the runtime as a whole.
@@ -74,10 +79,13 @@ pub enum NetworkNamespace {
 /// A mount as the OCI runtime spec describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
+    /// Absolute path inside the container.
     pub destination: PathBuf,
     /// `bind`, `tmpfs`, ...
     pub kind: String,
+    /// Host path (bind) or a source name (`tmpfs`, `proc`).
     pub source: PathBuf,
+    /// Mount options (`ro`, `rbind`, `mode=755`, ...).
     pub options: Vec<String>,
 }
 
@@ -98,6 +106,7 @@ pub struct Resources {
     pub cpu_period: Option<u64>,
     /// `0-1`, `0,1`.
     pub cpuset_cpus: Option<String>,
+    /// Memory nodes, in the same syntax as `cpuset_cpus`.
     pub cpuset_mems: Option<String>,
     /// Maximum number of tasks; `-1` or `0` unlimited.
     pub pids_limit: Option<i64>,
@@ -108,7 +117,9 @@ pub struct Resources {
 pub struct Ulimit {
     /// Docker's short name: `nofile`, `nproc`, `core`, ...
     pub name: String,
+    /// Soft limit.
     pub soft: u64,
+    /// Hard limit (clamped to the inherited hard limit).
     pub hard: u64,
 }
 
@@ -116,8 +127,11 @@ pub struct Ulimit {
 /// /etc/passwd and /etc/group by the engine.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
+    /// User id.
     pub uid: u32,
+    /// Primary group id.
     pub gid: u32,
+    /// Supplementary group ids.
     pub additional_gids: Vec<u32>,
 }
 
@@ -128,6 +142,7 @@ pub struct ContainerConfig {
     pub id: String,
     /// Mounted root filesystem (the overlay's merged dir).
     pub rootfs: PathBuf,
+    /// Mount the root filesystem read-only.
     pub readonly_rootfs: bool,
     /// argv; the engine has already combined entrypoint and cmd.
     pub args: Vec<String>,
@@ -135,7 +150,9 @@ pub struct ContainerConfig {
     pub env: Vec<String>,
     /// Absolute; created if missing.
     pub cwd: PathBuf,
+    /// The user the process runs as.
     pub user: User,
+    /// Hostname in the container's UTS namespace.
     pub hostname: String,
     /// Allocate a PTY (`-t`); stdout and stderr are then one stream.
     pub tty: bool,
@@ -146,17 +163,22 @@ pub struct ContainerConfig {
     /// Mounts added after the defaults (`/proc`, `/dev`, `/dev/pts`, `/dev/shm`, `/dev/mqueue`,
     /// `/sys`, cgroup).
     pub mounts: Vec<Mount>,
+    /// The network namespace the container joins.
     pub network: NetworkNamespace,
     /// Capabilities added to / dropped from Docker's default set, as `CAP_NET_ADMIN` or
     /// `NET_ADMIN` or `ALL`.
     pub cap_add: Vec<String>,
+    /// Capabilities removed from Docker's default set.
     pub cap_drop: Vec<String>,
     /// All capabilities, all devices, no seccomp, no masked paths.
     pub privileged: bool,
     /// Docker's default seccomp profile unless `false` (`--security-opt seccomp=unconfined`).
     pub seccomp: bool,
+    /// Set `no_new_privs` (setuid binaries gain nothing).
     pub no_new_privileges: bool,
+    /// cgroup limits.
     pub resources: Resources,
+    /// rlimits of the process.
     pub ulimits: Vec<Ulimit>,
     /// Signal sent by `stop` (`SIGTERM` unless the image says otherwise).
     pub stop_signal: i32,
@@ -175,12 +197,19 @@ pub struct ContainerConfig {
 pub struct ExecConfig {
     /// Exec id (64 hex).
     pub id: String,
+    /// argv of the process.
     pub args: Vec<String>,
+    /// `KEY=value` added to (or replacing) the container's environment.
     pub env: Vec<String>,
+    /// Working directory; the container's when `None`.
     pub cwd: Option<PathBuf>,
+    /// User; the container's when `None`.
     pub user: Option<User>,
+    /// Allocate a PTY.
     pub tty: bool,
+    /// Keep stdin open for attached clients.
     pub open_stdin: bool,
+    /// Every capability.
     pub privileged: bool,
 }
 
@@ -200,14 +229,20 @@ pub struct ExitStatus {
 pub enum ContainerState {
     /// Created, process not yet started.
     Created {
+        /// Host pid of the init process.
         pid: u32,
     },
+    /// The process runs.
     Running {
+        /// Host pid of the init process.
         pid: u32,
     },
+    /// Every process is frozen.
     Paused {
+        /// Host pid of the init process.
         pid: u32,
     },
+    /// The process has exited.
     Exited(ExitStatus),
     /// No shim and no exit record (for example the machine rebooted).
     Unknown,
@@ -220,12 +255,17 @@ pub struct Stats {
     pub cpu_usage_ns: u64,
     /// Host CPU time in nanoseconds (from /proc/stat), for percentage computation.
     pub system_cpu_usage_ns: u64,
+    /// CPUs available to the host.
     pub online_cpus: u32,
+    /// Bytes used, page cache included.
     pub memory_usage: u64,
+    /// Memory limit in bytes (the host's memory when unlimited).
     pub memory_limit: u64,
     /// Cache or inactive file bytes, subtracted from usage by the docker CLI.
     pub memory_cache: u64,
+    /// Tasks in the cgroup.
     pub pids_current: u64,
+    /// Task limit; 0 when unlimited.
     pub pids_limit: u64,
 }
 
@@ -243,25 +283,34 @@ pub struct AttachStreams {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("no such container: {0}")]
+    /// No such container (or exec).
     NotFound(String),
     #[error("container {0} is not running")]
+    /// The container is not running.
     NotRunning(String),
     /// The OCI runtime refused to create or start the container; the message is what the
     /// user sees (for example `exec: "nope": executable file not found in $PATH`).
     #[error("OCI runtime create failed: {message}")]
     Create {
+        /// What users see.
         message: String,
+        /// The executable does not exist.
         exec_not_found: bool,
     },
     #[error("shim of container {id} failed")]
+    /// The shim could not be spawned or talked to.
     Shim {
+        /// The container.
         id: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
     #[error("{0}")]
+    /// Anything else.
     Other(String),
     #[error(transparent)]
+    /// A file-system error on the state directory.
     Io(#[from] std::io::Error),
 }
 
