@@ -157,6 +157,24 @@ async fn watch_p99_ms(store: &Arc<dyn Store>) -> f64 {
     delays[(delays.len() * 99) / 100 - 1]
 }
 
+/// One round of raw etcd puts through a plain etcd-client, the reference throughput.
+async fn raw_put_rate(endpoint: &str, args: &Args, run: usize) -> f64 {
+    let client = etcd_client::Client::connect([endpoint], None)
+        .await
+        .expect("connect");
+    let value = vec![b'v'; args.value_size];
+    rate(args.clients, args.creates, move |key| {
+        let mut kv = client.kv_client();
+        let value = value.clone();
+        async move {
+            kv.put(format!("/raw{run}{key}"), value, None)
+                .await
+                .expect("put");
+        }
+    })
+    .await
+}
+
 #[tokio::main]
 async fn main() {
     let args = args();
@@ -165,14 +183,38 @@ async fn main() {
         "berth-store benchmark: {} clients, {} creates of {}-byte values per run, {} runs",
         args.clients, args.creates, args.value_size, args.runs
     );
-    let mut sqlite = Vec::new();
+    let server = if args.etcd {
+        etcd_server::EtcdServer::start(&dir.path().join("etcd")).await
+    } else {
+        None
+    };
+    let endpoint = server.as_ref().map(|s| s.endpoint());
+    // Rounds interleave the three measurements, in an order rotated each round, so load from
+    // elsewhere and the previous run's write-back hit them alike.
+    let (mut sqlite, mut via_store, mut raw) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..args.runs {
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(dir.path().join(format!("bench{run}.db")))
-                .await
-                .expect("open sqlite"),
-        );
-        sqlite.push(store_rate(store, &args, run).await);
+        for step in 0..3 {
+            match (run + step) % 3 {
+                0 => {
+                    let path = dir.path().join(format!("bench{run}.db"));
+                    let store: Arc<dyn Store> =
+                        Arc::new(SqliteStore::open(path).await.expect("open sqlite"));
+                    sqlite.push(store_rate(store, &args, run).await);
+                }
+                1 => {
+                    if let Some(endpoint) = &endpoint {
+                        let store: Arc<dyn Store> =
+                            Arc::new(EtcdStore::connect(&[endpoint]).await.expect("connect"));
+                        via_store.push(store_rate(store, &args, run).await);
+                    }
+                }
+                _ => {
+                    if let Some(endpoint) = &endpoint {
+                        raw.push(raw_put_rate(endpoint, &args, run).await);
+                    }
+                }
+            }
+        }
     }
     let sqlite_store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(dir.path().join("list.db"))
@@ -181,61 +223,33 @@ async fn main() {
     );
     let sqlite_list = list_ms(&sqlite_store).await;
     let sqlite_watch = watch_p99_ms(&sqlite_store).await;
-
     let sqlite_rate = median(sqlite.clone());
     println!("\ncreates/s (median; every run)");
     println!("  sqlite via berth-store  {sqlite_rate:>9.0}   {sqlite:.0?}");
-    if args.etcd {
-        let Some(server) = etcd_server::EtcdServer::start(&dir.path().join("etcd")).await else {
-            return;
-        };
-        let endpoint = server.endpoint();
-        let mut via_store = Vec::new();
-        let mut raw = Vec::new();
-        for run in 0..args.runs {
-            let store: Arc<dyn Store> =
-                Arc::new(EtcdStore::connect(&[&endpoint]).await.expect("connect"));
-            via_store.push(store_rate(store, &args, run).await);
-            let client = etcd_client::Client::connect([&endpoint], None)
-                .await
-                .expect("connect");
-            let value = vec![b'v'; args.value_size];
-            raw.push(
-                rate(args.clients, args.creates, move |key| {
-                    let mut kv = client.kv_client();
-                    let value = value.clone();
-                    async move {
-                        kv.put(format!("/raw{run}{key}"), value, None)
-                            .await
-                            .expect("put");
-                    }
-                })
-                .await,
-            );
-        }
-        let etcd_store: Arc<dyn Store> =
-            Arc::new(EtcdStore::connect(&[&endpoint]).await.expect("connect"));
-        let etcd_list = list_ms(&etcd_store).await;
-        let etcd_watch = watch_p99_ms(&etcd_store).await;
-        let (store_rate, raw_rate) = (median(via_store.clone()), median(raw.clone()));
-        println!("  etcd via berth-store    {store_rate:>9.0}   {via_store:.0?}");
-        println!("  etcd raw put            {raw_rate:>9.0}   {raw:.0?}");
-        println!("ratios");
-        println!(
-            "  etcd via berth-store / etcd raw put  {:>6.1} %",
-            100.0 * store_rate / raw_rate
-        );
-        println!(
-            "  sqlite / etcd raw put                {:>6.2} x",
-            sqlite_rate / raw_rate
-        );
-        println!("LIST of 10,000 keys (median ms)");
-        println!("  sqlite {sqlite_list:>8.1}   etcd {etcd_list:>8.1}");
-        println!("write to 100 watchers (p99 ms over 30 writes)");
-        println!("  sqlite {sqlite_watch:>8.2}   etcd {etcd_watch:>8.2}");
-        drop(server);
-    } else {
+    let Some(endpoint) = endpoint else {
         println!("LIST of 10,000 keys (median ms): sqlite {sqlite_list:.1}");
         println!("write to 100 watchers (p99 ms): sqlite {sqlite_watch:.2}");
-    }
+        return;
+    };
+    let etcd_store: Arc<dyn Store> =
+        Arc::new(EtcdStore::connect(&[&endpoint]).await.expect("connect"));
+    let etcd_list = list_ms(&etcd_store).await;
+    let etcd_watch = watch_p99_ms(&etcd_store).await;
+    let (store_rate, raw_rate) = (median(via_store.clone()), median(raw.clone()));
+    println!("  etcd via berth-store    {store_rate:>9.0}   {via_store:.0?}");
+    println!("  etcd raw put            {raw_rate:>9.0}   {raw:.0?}");
+    println!("ratios");
+    println!(
+        "  etcd via berth-store / etcd raw put  {:>6.1} %",
+        100.0 * store_rate / raw_rate
+    );
+    println!(
+        "  sqlite / etcd raw put                {:>6.2} x",
+        sqlite_rate / raw_rate
+    );
+    println!("LIST of 10,000 keys (median ms)");
+    println!("  sqlite {sqlite_list:>8.1}   etcd {etcd_list:>8.1}");
+    println!("write to 100 watchers (p99 ms over 30 writes)");
+    println!("  sqlite {sqlite_watch:>8.2}   etcd {etcd_watch:>8.2}");
+    drop(server);
 }

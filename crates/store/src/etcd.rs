@@ -217,8 +217,8 @@ impl Store for EtcdStore {
             .map(key_value)
             .collect::<Result<Vec<_>, _>>()?;
         let revision = match options.revision {
-            Some(revision) => revision,
-            None => resp
+            Some(revision) if revision > 0 => revision,
+            _ => resp
                 .header()
                 .map(|h| h.revision())
                 .ok_or(EtcdError::Malformed("header"))?,

@@ -173,7 +173,11 @@ pub(super) fn list(
     let counters = schema::read_counters(&tx).map_err(SqliteError::from)?;
     let range = KeyRange::new(prefix, options.start_after.as_deref());
     let limit = sql_limit(options.limit);
-    let at = options.revision.unwrap_or(counters.revision);
+    // As in etcd, a revision of 0 (or below) means the latest.
+    let at = options
+        .revision
+        .filter(|r| *r > 0)
+        .unwrap_or(counters.revision);
     if at > counters.revision {
         return Err(StoreError::Backend(format!(
             "revision {at} is in the future; current is {}",

@@ -222,6 +222,14 @@ pub async fn list_pages_at_one_revision(store: Arc<dyn Store>) {
     assert!(latest.items.iter().any(|kv| kv.key == "/p/k125"));
     assert!(latest.items.iter().all(|kv| kv.key != key(20)));
     assert_eq!(store.count("/p/").await.expect("count"), 25);
+    // Revision 0 means the latest, as in etcd.
+    let zero = ListOptions {
+        revision: Some(0),
+        ..Default::default()
+    };
+    let at_zero = store.list("/p/", &zero).await.expect("list at 0");
+    assert_eq!(at_zero.items, latest.items);
+    assert_eq!(at_zero.revision, latest.revision);
     assert_eq!(store.count("").await.expect("count all"), 28);
 }
 
