@@ -148,7 +148,8 @@ pub fn negotiate(accept: Option<&str>) -> Result<Representation, ApiError> {
     ))
 }
 
-/// Decodes a request body according to its `Content-Type` (JSON or YAML; protobuf is `415`).
+/// Decodes a request body according to its `Content-Type` (JSON, YAML, or protobuf for the
+/// kinds [`crate::protobuf`] knows; others are `415`).
 pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
     let media = content_type
         .and_then(|c| c.split(';').next())
@@ -162,6 +163,7 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
         }),
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}"))),
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body),
         _ => Err(ApiError::UnsupportedMediaType),
     }
 }
@@ -189,9 +191,9 @@ mod tests {
     }
 
     #[test]
-    fn protobuf_bodies_are_refused() {
+    fn unknown_bodies_are_refused() {
         assert!(matches!(
-            decode_body(Some("application/vnd.kubernetes.protobuf"), b""),
+            decode_body(Some("application/cbor"), b""),
             Err(ApiError::UnsupportedMediaType)
         ));
     }

@@ -18,6 +18,7 @@ pub mod objects;
 pub mod patch;
 pub mod patching;
 pub mod pki;
+pub mod protobuf;
 pub mod registry;
 pub mod selector;
 pub mod server;

@@ -165,7 +165,7 @@ impl Api {
             let mut write_options = options.clone();
             let (new, write_sub) = if subresource == Some("scale") {
                 let mut scale = scale_of(resource, &old)?;
-                self.apply_patch(resource, &mut scale, &document, patch_type, &[])?;
+                self.apply_patch(resource, &mut scale, &document, patch_type)?;
                 (with_scale(resource, &old, &scale)?, None)
             } else if patch_type == PatchType::Apply {
                 write_options.apply = true;
@@ -182,7 +182,7 @@ impl Api {
                 (new, subresource)
             } else {
                 let mut new = old.clone();
-                self.apply_patch(resource, &mut new, &document, patch_type, &[])?;
+                self.apply_patch(resource, &mut new, &document, patch_type)?;
                 (new, subresource)
             };
             if let Some(rv) = meta_str(&new, "resourceVersion")
@@ -216,7 +216,6 @@ impl Api {
         target: &mut Value,
         document: &Value,
         patch_type: PatchType,
-        _path: &[&str],
     ) -> Result<(), ApiError> {
         match patch_type {
             PatchType::Json => patch::json_patch(target, document).map_err(patch_error),
