@@ -1,5 +1,6 @@
 //! Store benchmark: creates per second from concurrent clients on SQLite and on etcd through
-//! berth-store, beside etcd's raw put throughput with plain etcd-client puts; then LIST of
+//! berth-store, beside etcd's raw put throughput with plain etcd-client puts (and the same
+//! create-if-absent transaction berth-store sends, without berth-store); then LIST of
 //! 10,000 keys and the delay for a write to reach 100 watchers. Prints medians and ratios.
 //!
 //! `cargo run --release -p berth-store --example store_bench -- [--runs 5] [--clients 8]
@@ -175,6 +176,28 @@ async fn raw_put_rate(endpoint: &str, args: &Args, run: usize) -> f64 {
     .await
 }
 
+/// One round of create-if-absent transactions through a plain etcd-client: the same etcd
+/// request berth-store's create sends, without berth-store.
+async fn raw_txn_rate(endpoint: &str, args: &Args, run: usize) -> f64 {
+    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+    let client = etcd_client::Client::connect([endpoint], None)
+        .await
+        .expect("connect");
+    let value = vec![b'v'; args.value_size];
+    rate(args.clients, args.creates, move |key| {
+        let mut kv = client.kv_client();
+        let value = value.clone();
+        async move {
+            let key = format!("/txn{run}{key}");
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key, value, None)]);
+            kv.txn(txn).await.expect("txn");
+        }
+    })
+    .await
+}
+
 #[tokio::main]
 async fn main() {
     let args = args();
@@ -192,9 +215,10 @@ async fn main() {
     // Rounds interleave the three measurements, in an order rotated each round, so load from
     // elsewhere and the previous run's write-back hit them alike.
     let (mut sqlite, mut via_store, mut raw) = (Vec::new(), Vec::new(), Vec::new());
+    let mut raw_txn = Vec::new();
     for run in 0..args.runs {
-        for step in 0..3 {
-            match (run + step) % 3 {
+        for step in 0..4 {
+            match (run + step) % 4 {
                 0 => {
                     let path = dir.path().join(format!("bench{run}.db"));
                     let store: Arc<dyn Store> =
@@ -208,9 +232,14 @@ async fn main() {
                         via_store.push(store_rate(store, &args, run).await);
                     }
                 }
-                _ => {
+                2 => {
                     if let Some(endpoint) = &endpoint {
                         raw.push(raw_put_rate(endpoint, &args, run).await);
+                    }
+                }
+                _ => {
+                    if let Some(endpoint) = &endpoint {
+                        raw_txn.push(raw_txn_rate(endpoint, &args, run).await);
                     }
                 }
             }
@@ -238,10 +267,16 @@ async fn main() {
     let (store_rate, raw_rate) = (median(via_store.clone()), median(raw.clone()));
     println!("  etcd via berth-store    {store_rate:>9.0}   {via_store:.0?}");
     println!("  etcd raw put            {raw_rate:>9.0}   {raw:.0?}");
+    let txn_rate = median(raw_txn.clone());
+    println!("  etcd raw create txn     {txn_rate:>9.0}   {raw_txn:.0?}");
     println!("ratios");
     println!(
         "  etcd via berth-store / etcd raw put  {:>6.1} %",
         100.0 * store_rate / raw_rate
+    );
+    println!(
+        "  etcd via berth-store / etcd raw txn  {:>6.1} %",
+        100.0 * store_rate / txn_rate
     );
     println!(
         "  sqlite / etcd raw put                {:>6.2} x",
