@@ -1,0 +1,596 @@
+//! The public entry point: [`Networks`] owns the state file, the namespace thread and the
+//! nftables table, and implements network create/remove, sandboxes, connect/disconnect and
+//! port publishing on top of them. Every kernel request runs on the namespace thread.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use tracing::{debug, info};
+
+use crate::error::NetworkError;
+use crate::ipam::{self, Subnet};
+use crate::netlink::{self, NetlinkError};
+use crate::netns::{self, Host, NsThread};
+use crate::nft;
+use crate::state::{Endpoint, Network, Proto, Published, State};
+
+/// The default network's name and bridge.
+pub const DEFAULT_NETWORK: &str = "bridge";
+const DEFAULT_BRIDGE: &str = "berth0";
+
+/// Where [`Networks`] keeps things.
+#[derive(Debug, Clone)]
+pub struct NetworksConfig {
+    /// Directory of the state file `network.json`.
+    pub state_dir: PathBuf,
+    /// Directory of the sandboxes' bind-mounted namespaces.
+    pub netns_dir: PathBuf,
+    /// The namespace to manage instead of the process's own (tests pass a throw-away one).
+    pub host_netns: Option<PathBuf>,
+}
+
+/// What `docker network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkSpec {
+    /// Unique name.
+    pub name: String,
+    /// `bridge` (the default when empty).
+    pub driver: String,
+    /// CIDR; a free default pool when unset.
+    pub subnet: Option<String>,
+    /// Gateway address; the subnet's first host when unset.
+    pub gateway: Option<String>,
+    /// CIDR inside the subnet for dynamic addresses.
+    pub ip_range: Option<String>,
+    /// No outbound route.
+    pub internal: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Options of `docker network connect`.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// A fixed address.
+    pub ip: Option<String>,
+    /// DNS aliases on this network.
+    pub aliases: Vec<String>,
+}
+
+/// A port to publish.
+#[derive(Debug, Clone, Copy)]
+pub struct PortMapping {
+    /// Host address, `0.0.0.0` for all.
+    pub host_ip: Ipv4Addr,
+    /// Host port; 0 picks a free one.
+    pub host_port: u16,
+    /// The container's port.
+    pub container_port: u16,
+    /// Protocol.
+    pub proto: Proto,
+}
+
+/// Bridge networks, sandboxes and published ports of one daemon.
+pub struct Networks {
+    state_path: PathBuf,
+    netns_dir: PathBuf,
+    ns: NsThread,
+    state: Mutex<State>,
+}
+
+impl Networks {
+    /// Loads the state, starts the namespace thread and re-applies bridges and rules.
+    pub fn open(config: NetworksConfig) -> Result<Self, NetworkError> {
+        std::fs::create_dir_all(&config.state_dir).map_err(NetworkError::Dir)?;
+        std::fs::create_dir_all(&config.netns_dir).map_err(NetworkError::Dir)?;
+        let state_path = config.state_dir.join("network.json");
+        let state = State::load(&state_path)?;
+        let ns = NsThread::spawn(config.host_netns)?;
+        let me = Networks {
+            state_path,
+            netns_dir: config.netns_dir,
+            ns,
+            state: Mutex::new(state),
+        };
+        me.restore()?;
+        Ok(me)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-creates missing bridges and re-applies the nftables table (after a restart).
+    pub fn restore(&self) -> Result<(), NetworkError> {
+        let state = self.lock().clone();
+        self.ns.run(move |h| {
+            for n in state.networks.values() {
+                if netlink::link_index(&n.bridge).is_err() {
+                    make_bridge(h, n)?;
+                }
+            }
+            nft::apply(&nft::render(&state))?;
+            Ok(())
+        })?
+    }
+
+    /// A copy of the current state (networks, endpoints, ports).
+    pub fn state(&self) -> State {
+        self.lock().clone()
+    }
+
+    /// Creates Docker's default `bridge` network if it does not exist yet.
+    pub fn ensure_default_bridge(&self) -> Result<Network, NetworkError> {
+        if let Some(n) = self.lock().networks.get(DEFAULT_NETWORK) {
+            return Ok(n.clone());
+        }
+        self.create_network(NetworkSpec {
+            name: DEFAULT_NETWORK.into(),
+            ..Default::default()
+        })
+    }
+
+    /// Creates a bridge network; errors are Docker's for a taken name, bad CIDRs, overlaps
+    /// and a gateway or range outside the subnet. A failure leaves nothing behind.
+    pub fn create_network(&self, spec: NetworkSpec) -> Result<Network, NetworkError> {
+        if !(spec.driver.is_empty() || spec.driver == "bridge") {
+            return Err(NetworkError::Driver(spec.driver));
+        }
+        let mut state = self.lock();
+        if state.networks.contains_key(&spec.name) {
+            return Err(NetworkError::Exists(spec.name));
+        }
+        let taken: Vec<Subnet> = state.networks.values().map(|n| n.subnet).collect();
+        let subnet = match &spec.subnet {
+            Some(s) => {
+                let s: Subnet = s.parse()?;
+                if taken.iter().any(|t| t.overlaps(&s)) {
+                    return Err(ipam::IpamError::Overlap.into());
+                }
+                s
+            }
+            None => {
+                let mut avoid = taken;
+                avoid.extend(self.ns.run(|_| host_routes())?);
+                ipam::pick_pool(&avoid)?
+            }
+        };
+        let gateway = match &spec.gateway {
+            Some(g) => {
+                let g = ipam::parse_addr(g)?;
+                if !subnet.contains(g) {
+                    return Err(ipam::IpamError::GatewayOutside(g).into());
+                }
+                g
+            }
+            None => subnet.first_host(),
+        };
+        let ip_range = match &spec.ip_range {
+            Some(r) => {
+                let r: Subnet = r.parse()?;
+                if !subnet.contains(r.addr) || r.prefix < subnet.prefix {
+                    return Err(ipam::IpamError::RangeOutside(r).into());
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let id = random_hex(32)?;
+        let bridge = if spec.name == DEFAULT_NETWORK {
+            DEFAULT_BRIDGE.to_owned()
+        } else {
+            format!("br-{}", &id[..12])
+        };
+        let net = Network {
+            id,
+            name: spec.name.clone(),
+            driver: "bridge".into(),
+            subnet,
+            gateway,
+            ip_range,
+            internal: spec.internal,
+            labels: spec.labels,
+            bridge,
+            endpoints: BTreeMap::new(),
+        };
+        let mut next = state.clone();
+        next.networks.insert(net.name.clone(), net.clone());
+        let ruleset = nft::render(&next);
+        let n = net.clone();
+        self.ns.run(move |h| {
+            make_bridge(h, &n)?;
+            if let Err(e) = nft::apply(&ruleset) {
+                let _ = h.netlink.del_link(&n.bridge);
+                return Err(e.into());
+            }
+            Ok::<_, NetworkError>(())
+        })??;
+        next.save(&self.state_path)?;
+        *state = next;
+        info!(network = %net.name, subnet = %net.subnet, bridge = %net.bridge, "created network");
+        Ok(net)
+    }
+
+    /// Removes a network without endpoints.
+    pub fn remove_network(&self, name: &str) -> Result<(), NetworkError> {
+        let mut state = self.lock();
+        let net = state
+            .networks
+            .get(name)
+            .cloned()
+            .ok_or_else(|| NetworkError::NotFound(name.to_owned()))?;
+        if !net.endpoints.is_empty() {
+            return Err(NetworkError::InUse {
+                name: net.name,
+                id: net.id,
+            });
+        }
+        let mut next = state.clone();
+        next.networks.remove(name);
+        let ruleset = nft::render(&next);
+        self.ns.run(move |h| {
+            nft::apply(&ruleset)?;
+            match h.netlink.del_link(&net.bridge) {
+                Err(NetlinkError::Kernel {
+                    source: nix::Error::ENODEV,
+                    ..
+                })
+                | Ok(()) => Ok(()),
+                Err(e) => Err(NetworkError::from(e)),
+            }
+        })??;
+        next.save(&self.state_path)?;
+        *state = next;
+        info!(network = name, "removed network");
+        Ok(())
+    }
+
+    /// Creates the sandbox network namespace of `id` (bind-mounted under the netns directory,
+    /// `lo` up) and returns its path.
+    pub fn create_sandbox(&self, id: &str) -> Result<PathBuf, NetworkError> {
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(NetworkError::BadSandboxId(id.to_owned()));
+        }
+        let mut state = self.lock();
+        let path = self.netns_dir.join(id);
+        let p = path.clone();
+        self.ns.run(move |h| netns::create(h, &p))??;
+        state.sandboxes.insert(id.to_owned(), path.clone());
+        if let Err(e) = state.save(&self.state_path) {
+            state.sandboxes.remove(id);
+            let _ = netns::remove(&path);
+            return Err(e.into());
+        }
+        debug!(sandbox = id, ?path, "created sandbox");
+        Ok(path)
+    }
+
+    /// Disconnects `id` from every network, drops its ports and removes its namespace.
+    pub fn remove_sandbox(&self, id: &str) -> Result<(), NetworkError> {
+        let nets: Vec<String> = self
+            .lock()
+            .networks
+            .values()
+            .filter(|n| n.endpoints.contains_key(id))
+            .map(|n| n.name.clone())
+            .collect();
+        for n in nets {
+            self.disconnect(&n, id)?;
+        }
+        let mut state = self.lock();
+        if let Some(path) = state.sandboxes.remove(id) {
+            netns::remove(&path)?;
+            state.save(&self.state_path)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches sandbox `sandbox` to `network`: a veth pair with one end on the bridge and
+    /// the other as the next `ethN` in the sandbox, with its address and (for the first
+    /// non-internal network) the default route.
+    pub fn connect(
+        &self,
+        network: &str,
+        sandbox: &str,
+        opts: ConnectOptions,
+    ) -> Result<Endpoint, NetworkError> {
+        let mut state = self.lock();
+        let ns_path = state
+            .sandboxes
+            .get(sandbox)
+            .cloned()
+            .ok_or_else(|| NetworkError::SandboxNotFound(sandbox.to_owned()))?;
+        let net = state
+            .networks
+            .get(network)
+            .cloned()
+            .ok_or_else(|| NetworkError::NotFound(network.to_owned()))?;
+        if net.endpoints.contains_key(sandbox) {
+            return Err(NetworkError::EndpointExists {
+                sandbox: sandbox.to_owned(),
+                network: network.to_owned(),
+            });
+        }
+        let mine: Vec<&Endpoint> = state
+            .networks
+            .values()
+            .filter_map(|n| n.endpoints.get(sandbox))
+            .collect();
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|name| !mine.iter().any(|e| &e.ifname == name))
+            .unwrap_or_else(|| "eth0".into());
+        let has_route = state
+            .networks
+            .values()
+            .any(|n| !n.internal && n.endpoints.contains_key(sandbox));
+        let want = opts.ip.as_deref().map(ipam::parse_addr).transpose()?;
+        let mut used: BTreeSet<Ipv4Addr> = net.endpoints.values().map(|e| e.ip).collect();
+        used.insert(net.gateway);
+        let ip = ipam::allocate(net.subnet, net.ip_range.unwrap_or(net.subnet), &used, want)?;
+        let o = ip.octets();
+        let mac = [0x02, 0x42, o[0], o[1], o[2], o[3]];
+        let ep = Endpoint {
+            network: network.to_owned(),
+            sandbox: sandbox.to_owned(),
+            ip,
+            prefix: net.subnet.prefix,
+            gateway: net.gateway,
+            mac: mac
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+            host_veth: format!("veth{}", &random_hex(4)?[..7]),
+            ifname,
+            aliases: opts.aliases,
+        };
+        let e = ep.clone();
+        let route = !net.internal && !has_route;
+        let bridge = net.bridge.clone();
+        self.ns
+            .run(move |h| plumb(h, &bridge, &ns_path, &e, mac, route))??;
+        let mut next = state.clone();
+        if let Some(n) = next.networks.get_mut(network) {
+            n.endpoints.insert(sandbox.to_owned(), ep.clone());
+        }
+        if let Err(e) = next.save(&self.state_path) {
+            let veth = ep.host_veth.clone();
+            let _ = self.ns.run(move |h| h.netlink.del_link(&veth));
+            return Err(e.into());
+        }
+        *state = next;
+        debug!(network, sandbox, ip = %ep.ip, veth = %ep.host_veth, "connected");
+        Ok(ep)
+    }
+
+    /// Detaches `sandbox` from `network`, dropping its published ports there.
+    pub fn disconnect(&self, network: &str, sandbox: &str) -> Result<(), NetworkError> {
+        let mut state = self.lock();
+        let mut next = state.clone();
+        let net = next
+            .networks
+            .get_mut(network)
+            .ok_or_else(|| NetworkError::NotFound(network.to_owned()))?;
+        let ep = net
+            .endpoints
+            .remove(sandbox)
+            .ok_or_else(|| NetworkError::NotConnected {
+                sandbox: sandbox.to_owned(),
+                network: network.to_owned(),
+            })?;
+        next.ports
+            .retain(|p| !(p.network == network && p.sandbox == sandbox));
+        let ruleset = (next.ports != state.ports).then(|| nft::render(&next));
+        self.ns.run(move |h| {
+            if let Some(r) = ruleset {
+                nft::apply(&r)?;
+            }
+            match h.netlink.del_link(&ep.host_veth) {
+                Err(NetlinkError::Kernel {
+                    source: nix::Error::ENODEV,
+                    ..
+                })
+                | Ok(()) => Ok(()),
+                Err(e) => Err(NetworkError::from(e)),
+            }
+        })??;
+        next.save(&self.state_path)?;
+        *state = next;
+        debug!(network, sandbox, "disconnected");
+        Ok(())
+    }
+
+    /// Publishes a port of the endpoint of `sandbox` on `network`; a host port already in
+    /// use is refused with Docker's message.
+    pub fn publish(
+        &self,
+        network: &str,
+        sandbox: &str,
+        map: PortMapping,
+    ) -> Result<Published, NetworkError> {
+        let mut state = self.lock();
+        let ep = state
+            .networks
+            .get(network)
+            .and_then(|n| n.endpoints.get(sandbox))
+            .cloned()
+            .ok_or_else(|| NetworkError::NotConnected {
+                sandbox: sandbox.to_owned(),
+                network: network.to_owned(),
+            })?;
+        let clash = |s: &State, port: u16| {
+            s.ports.iter().any(|p| {
+                p.proto == map.proto
+                    && p.host_port == port
+                    && (p.host_ip == map.host_ip
+                        || p.host_ip.is_unspecified()
+                        || map.host_ip.is_unspecified())
+            })
+        };
+        let host_port = if map.host_port == 0 {
+            let (ip, proto) = (map.host_ip, map.proto);
+            let free: Vec<u16> = (49153..=65535)
+                .filter(|p| !clash(&state, *p))
+                .take(64)
+                .collect();
+            self.ns
+                .run(move |_| free.into_iter().find(|p| bindable(ip, *p, proto)))?
+                .ok_or(NetworkError::NoFreePort)?
+        } else if clash(&state, map.host_port) {
+            return Err(NetworkError::PortAllocated {
+                ip: map.host_ip,
+                port: map.host_port,
+            });
+        } else {
+            map.host_port
+        };
+        let published = Published {
+            network: network.to_owned(),
+            sandbox: sandbox.to_owned(),
+            host_ip: map.host_ip,
+            host_port,
+            container_ip: ep.ip,
+            container_port: map.container_port,
+            proto: map.proto,
+        };
+        let mut next = state.clone();
+        next.ports.push(published.clone());
+        self.apply(&next)?;
+        next.save(&self.state_path)?;
+        *state = next;
+        debug!(network, sandbox, host_port, "published port");
+        Ok(published)
+    }
+
+    /// Removes a published port.
+    pub fn unpublish(&self, published: &Published) -> Result<(), NetworkError> {
+        let mut state = self.lock();
+        let mut next = state.clone();
+        next.ports.retain(|p| p != published);
+        self.apply(&next)?;
+        next.save(&self.state_path)?;
+        *state = next;
+        Ok(())
+    }
+
+    /// Removes every bridge, sandbox and the nftables table, and empties the state.
+    pub fn teardown(&self) -> Result<(), NetworkError> {
+        let mut state = self.lock();
+        let old = std::mem::take(&mut *state);
+        self.ns.run(move |h| {
+            for n in old.networks.values() {
+                for e in n.endpoints.values() {
+                    let _ = h.netlink.del_link(&e.host_veth);
+                }
+                let _ = h.netlink.del_link(&n.bridge);
+            }
+            for path in old.sandboxes.values() {
+                let _ = netns::remove(path);
+            }
+            nft::delete()
+        })??;
+        state.save(&self.state_path)?;
+        Ok(())
+    }
+
+    fn apply(&self, state: &State) -> Result<(), NetworkError> {
+        let ruleset = nft::render(state);
+        self.ns.run(move |_| nft::apply(&ruleset))??;
+        Ok(())
+    }
+
+    /// Path of the namespace directory.
+    pub fn netns_dir(&self) -> &Path {
+        &self.netns_dir
+    }
+}
+
+/// Creates the bridge of `n` with its gateway address; enables forwarding and, for loopback
+/// DNAT, `route_localnet` on it.
+fn make_bridge(h: &Host, n: &Network) -> Result<(), NetworkError> {
+    h.netlink.add_bridge(&n.bridge)?;
+    let done = (|| {
+        let idx = netlink::link_index(&n.bridge)?;
+        h.netlink.add_addr(idx, n.gateway, n.subnet.prefix)?;
+        sysctl(&format!("ipv4/conf/{}/route_localnet", n.bridge), "1")?;
+        sysctl("ipv4/ip_forward", "1")
+    })();
+    if done.is_err() {
+        let _ = h.netlink.del_link(&n.bridge);
+    }
+    done
+}
+
+fn plumb(
+    h: &Host,
+    bridge: &str,
+    ns_path: &Path,
+    ep: &Endpoint,
+    mac: [u8; 6],
+    route: bool,
+) -> Result<(), NetworkError> {
+    let master = netlink::link_index(bridge)?;
+    let ns = File::open(ns_path).map_err(NetworkError::Dir)?;
+    h.netlink
+        .add_veth(&ep.host_veth, master, &ep.ifname, mac, ns.as_raw_fd())?;
+    let inside = netns::within(h, ns_path, |nl| {
+        let idx = netlink::link_index(&ep.ifname)?;
+        nl.set_up(idx)?;
+        nl.add_addr(idx, ep.ip, ep.prefix)?;
+        if route {
+            nl.add_default_route(idx, ep.gateway)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = inside {
+        let _ = h.netlink.del_link(&ep.host_veth);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Writes a sysctl under /proc/sys/net, which reflects the calling thread's namespace.
+fn sysctl(key: &str, value: &str) -> Result<(), NetworkError> {
+    let path = format!("/proc/sys/net/{key}");
+    std::fs::write(&path, value).map_err(|source| NetworkError::Sysctl { key: path, source })
+}
+
+/// Destinations of the calling thread's namespace's IPv4 routes, except the default.
+fn host_routes() -> Vec<Subnet> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/route").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dst = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            (mask != 0).then(|| {
+                Subnet::new(
+                    Ipv4Addr::from(u32::from_be(dst)),
+                    u32::from_be(mask).count_ones() as u8,
+                )
+            })
+        })
+        .collect()
+}
+
+fn bindable(ip: Ipv4Addr, port: u16, proto: Proto) -> bool {
+    match proto {
+        Proto::Tcp => std::net::TcpListener::bind((ip, port)).is_ok(),
+        Proto::Udp => std::net::UdpSocket::bind((ip, port)).is_ok(),
+    }
+}
+
+fn random_hex(bytes: usize) -> Result<String, NetworkError> {
+    let mut buf = vec![0u8; bytes];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(NetworkError::Dir)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,309 @@
+//! End-to-end tests of bridges, sandboxes, port publishing and isolation, each inside its own
+//! throw-away network namespace so the host's interfaces and ruleset are never touched.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_network::{ConnectOptions, NetworkSpec, Networks, NetworksConfig, PortMapping, Proto};
+use nix::sched::{CloneFlags, setns};
+
+/// A test namespace and a `Networks` managing it; deleted on drop.
+struct Fixture {
+    name: String,
+    nets: Option<Networks>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!(
+            "berth-test-{}",
+            std::process::id() as u64 * 1000 + rand_suffix()
+        );
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let lo = Command::new("ip")
+            .args(["-n", &name, "link", "set", "lo", "up"])
+            .status();
+        assert!(lo.unwrap().success());
+        let nets = Networks::open(NetworksConfig {
+            state_dir: dir.path().join("state"),
+            netns_dir: dir.path().join("netns"),
+            host_netns: Some(PathBuf::from(format!("/run/netns/{name}"))),
+        })
+        .unwrap();
+        Fixture {
+            name,
+            nets: Some(nets),
+            _dir: dir,
+        }
+    }
+
+    fn nets(&self) -> &Networks {
+        self.nets.as_ref().unwrap()
+    }
+
+    fn host(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.name))
+    }
+
+    /// Output of a command run inside the test namespace.
+    fn in_host(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(n) = self.nets.take() {
+            let _ = n.teardown();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    let mut b = [0u8; 2];
+    File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    u64::from(u16::from_ne_bytes(b)) % 1000
+}
+
+/// Runs `f` on a fresh thread inside the namespace at `path`.
+fn in_ns<T: Send + 'static>(path: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let file = File::open(path).unwrap();
+    std::thread::spawn(move || {
+        setns(file.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Listens on `port` in the sandbox and answers one connection with "hello".
+fn serve_once(sandbox: &Path, port: u16) {
+    let l = in_ns(sandbox, move || {
+        TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).unwrap()
+    });
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let _ = s.write_all(b"hello");
+        }
+    });
+}
+
+/// Connects from the namespace at `from` to `addr` and reads the greeting.
+fn fetch(from: &Path, addr: SocketAddr) -> Result<String, std::io::Error> {
+    in_ns(from, move || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(700))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf)?;
+        Ok(buf)
+    })
+}
+
+fn net(name: &str) -> NetworkSpec {
+    NetworkSpec {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn two_sandboxes_reach_each_other_over_bridge() {
+    let fx = Fixture::new();
+    let n = fx.nets();
+    let bridge = n.ensure_default_bridge().unwrap();
+    assert_eq!(bridge.subnet.to_string(), "172.17.0.0/16");
+    let start = Instant::now();
+    let a = n.create_sandbox("aaaa").unwrap();
+    let ea = n
+        .connect("bridge", "aaaa", ConnectOptions::default())
+        .unwrap();
+    let took = start.elapsed();
+    let b = n.create_sandbox("bbbb").unwrap();
+    let eb = n
+        .connect("bridge", "bbbb", ConnectOptions::default())
+        .unwrap();
+    assert_eq!(ea.ip, Ipv4Addr::new(172, 17, 0, 2));
+    assert_eq!(eb.ip, Ipv4Addr::new(172, 17, 0, 3));
+    assert_eq!(ea.ifname, "eth0");
+    assert!(
+        took < Duration::from_millis(100),
+        "sandbox + connect took {took:?}"
+    );
+    serve_once(&a, 80);
+    assert_eq!(fetch(&b, SocketAddr::from((ea.ip, 80))).unwrap(), "hello");
+
+    // State survives a reopen, and removal leaves nothing behind.
+    n.remove_sandbox("aaaa").unwrap();
+    n.remove_sandbox("bbbb").unwrap();
+    assert!(!a.exists() && !b.exists());
+    let links = fx.in_host(&["ip", "-o", "link"]);
+    assert!(!links.contains("veth"), "{links}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn published_port_reaches_listener_and_refuses_taken_port() {
+    let fx = Fixture::new();
+    let n = fx.nets();
+    n.ensure_default_bridge().unwrap();
+    let a = n.create_sandbox("web").unwrap();
+    n.connect("bridge", "web", ConnectOptions::default())
+        .unwrap();
+    let map = PortMapping {
+        host_ip: Ipv4Addr::UNSPECIFIED,
+        host_port: 8080,
+        container_port: 80,
+        proto: Proto::Tcp,
+    };
+    n.publish("bridge", "web", map).unwrap();
+    let err = n.publish("bridge", "web", map).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Bind for 0.0.0.0:8080 failed: port is already allocated"
+    );
+    serve_once(&a, 80);
+    let got = fetch(&fx.host(), "127.0.0.1:8080".parse().unwrap()).unwrap();
+    assert_eq!(got, "hello");
+
+    // Another container reaches it through the host's (gateway) address: hairpin.
+    let b = n.create_sandbox("client").unwrap();
+    n.connect("bridge", "client", ConnectOptions::default())
+        .unwrap();
+    serve_once(&a, 80);
+    assert_eq!(
+        fetch(&b, "172.17.0.1:8080".parse().unwrap()).unwrap(),
+        "hello"
+    );
+
+    let random = n
+        .publish(
+            "bridge",
+            "web",
+            PortMapping {
+                host_port: 0,
+                ..map
+            },
+        )
+        .unwrap();
+    assert!(random.host_port >= 49153);
+    n.teardown().unwrap();
+    let tables = fx.in_host(&["nft", "list", "tables"]);
+    assert!(!tables.contains("berth"), "{tables}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn different_networks_are_isolated() {
+    let fx = Fixture::new();
+    let n = fx.nets();
+    let one = n.create_network(net("one")).unwrap();
+    let two = n.create_network(net("two")).unwrap();
+    assert_eq!(one.subnet.to_string(), "172.17.0.0/16");
+    assert_eq!(two.subnet.to_string(), "172.18.0.0/16");
+    let a = n.create_sandbox("a").unwrap();
+    let b = n.create_sandbox("b").unwrap();
+    let ea = n.connect("one", "a", ConnectOptions::default()).unwrap();
+    n.connect("two", "b", ConnectOptions::default()).unwrap();
+    serve_once(&a, 80);
+    assert!(fetch(&b, SocketAddr::from((ea.ip, 80))).is_err());
+    // Connected to both, b reaches a over "one" as eth1.
+    let eb = n
+        .connect(
+            "one",
+            "b",
+            ConnectOptions {
+                ip: Some("172.17.0.9".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (eb.ifname.as_str(), eb.ip),
+        ("eth1", Ipv4Addr::new(172, 17, 0, 9))
+    );
+    assert_eq!(fetch(&b, SocketAddr::from((ea.ip, 80))).unwrap(), "hello");
+    let err = n.remove_network("one").unwrap_err();
+    assert!(err.to_string().contains("has active endpoints"), "{err}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn create_network_reports_docker_errors() {
+    let fx = Fixture::new();
+    let n = fx.nets();
+    let spec = |s: &str, g: Option<&str>| NetworkSpec {
+        name: "x".into(),
+        subnet: Some(s.into()),
+        gateway: g.map(Into::into),
+        ..Default::default()
+    };
+    n.create_network(spec("10.5.0.0/16", None)).unwrap();
+    let e = |s, g| {
+        n.create_network(NetworkSpec {
+            name: "y".into(),
+            ..spec(s, g)
+        })
+        .unwrap_err()
+        .to_string()
+    };
+    assert_eq!(
+        e("10.5.1.0/24", None),
+        "invalid pool request: Pool overlaps with other one on this address space"
+    );
+    assert_eq!(e("10.6.0.0/99", None), "invalid CIDR address: 10.6.0.0/99");
+    assert_eq!(
+        e("10.6.0.0/16", Some("10.7.0.1")),
+        "no matching subnet for gateway 10.7.0.1"
+    );
+    assert!(
+        n.create_network(spec("10.8.0.0/16", None))
+            .unwrap_err()
+            .to_string()
+            .contains("already exists")
+    );
+    assert_eq!(n.state().networks.len(), 1);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn twenty_networks_create_and_remove_quickly() {
+    let fx = Fixture::new();
+    let n = fx.nets();
+    let start = Instant::now();
+    for i in 0..20 {
+        n.create_network(net(&format!("n{i}"))).unwrap();
+    }
+    let created = start.elapsed();
+    for i in 0..20 {
+        n.remove_network(&format!("n{i}")).unwrap();
+    }
+    let took = start.elapsed();
+    eprintln!("created in {created:?}, all in {took:?}");
+    // Goal: well under 1 s; nft process spawns dominate (see nft.rs).
+    assert!(took < Duration::from_secs(5), "20 networks took {took:?}");
+    let links = fx.in_host(&["ip", "-o", "link"]);
+    assert!(!links.contains("br-"), "{links}");
+}
