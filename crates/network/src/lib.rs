@@ -7,6 +7,7 @@
 //! engine calls it through `spawn_blocking`).
 
 mod error;
+pub mod files;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
