@@ -39,7 +39,9 @@ async fn sqlite() -> Option<Fixture> {
 async fn etcd() -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = etcd_server::EtcdServer::start(&dir.path().join("etcd")).await?;
-    let store = EtcdStore::connect(&[server.endpoint()])
+    // The server passes its `--etcd-endpoints` list as a Vec<String>.
+    let endpoints: Vec<String> = vec![server.endpoint()];
+    let store = EtcdStore::connect(&endpoints)
         .await
         .expect("connect to etcd");
     Some(Fixture {
