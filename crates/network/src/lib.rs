@@ -6,6 +6,7 @@
 //! in the managed (host) network namespace, so callers may use it from any thread (the
 //! engine calls it through `spawn_blocking`).
 
+pub mod dns;
 mod error;
 pub mod files;
 pub mod ipam;

@@ -307,3 +307,76 @@ fn twenty_networks_create_and_remove_quickly() {
     let links = fx.in_host(&["ip", "-o", "link"]);
     assert!(!links.contains("br-"), "{links}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs root"]
+async fn embedded_dns_answers_names_and_forwards_the_rest() {
+    use berth_network::dns::{DnsServer, parse_reply, query};
+    use std::sync::Arc;
+    let fx = Fixture::new();
+    let n = fx.nets();
+    n.create_network(net("app")).unwrap();
+    let web = n.create_sandbox("0123456789abcdef").unwrap();
+    let ep = n
+        .connect(
+            "app",
+            "0123456789abcdef",
+            ConnectOptions {
+                aliases: vec!["web".into(), "www".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    // The upstream: another DnsServer on the test namespace's loopback.
+    let up_sock = in_ns(&fx.host(), || {
+        berth_network::dns::DnsSockets::bind("127.0.0.1:0".parse().unwrap()).unwrap()
+    });
+    let up_addr = up_sock.listen.local_addr().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let upstream = DnsServer::new(
+        Arc::new(|q: &str| (q == "example.test").then_some(Ipv4Addr::new(10, 9, 9, 9))),
+        vec![],
+    );
+    tokio::spawn(Arc::new(upstream).serve(up_sock, cancel.clone()));
+    let table: Vec<(String, Ipv4Addr)> = vec![
+        ("web".into(), ep.ip),
+        ("www".into(), ep.ip),
+        ("0123456789ab".into(), ep.ip),
+    ];
+    assert_eq!(n.lookup("app", "WEB"), Some(ep.ip));
+    assert_eq!(n.lookup("app", "0123456789ab"), Some(ep.ip));
+    assert_eq!(n.lookup("app", "other"), None);
+    let server = DnsServer::new(
+        Arc::new(move |q: &str| table.iter().find(|(k, _)| k == q).map(|(_, ip)| *ip)),
+        vec![up_addr],
+    );
+    tokio::spawn(Arc::new(server).serve(n.bind_dns("app").unwrap(), cancel.clone()));
+    let gw = n.state().networks["app"].gateway;
+    let ask = move |id: u16, name: &'static str| {
+        in_ns(&web, move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            s.send_to(&query(id, name), (gw, 53)).unwrap();
+            let mut buf = [0u8; 512];
+            let len = s.recv(&mut buf).unwrap();
+            parse_reply(&buf[..len]).unwrap()
+        })
+    };
+    let ask = Arc::new(ask);
+    let a = ask.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        [
+            a(1, "web"),
+            a(2, "0123456789ab"),
+            a(3, "example.test"),
+            a(4, "missing.test"),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(got[0], (0, Some(ep.ip)));
+    assert_eq!(got[1], (0, Some(ep.ip)));
+    assert_eq!(got[2], (0, Some(Ipv4Addr::new(10, 9, 9, 9))));
+    assert_eq!(got[3], (3, None));
+    cancel.cancel();
+}
