@@ -10,6 +10,7 @@ pub mod dns;
 mod error;
 pub mod files;
 pub mod ipam;
+mod kernel;
 pub mod netlink;
 pub mod netns;
 mod networks;

@@ -3,10 +3,7 @@
 //! port publishing on top of them. Every kernel request runs on the namespace thread.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::Read;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -14,8 +11,9 @@ use tracing::{debug, info};
 
 use crate::error::NetworkError;
 use crate::ipam::{self, Subnet};
+use crate::kernel::{bindable, host_routes, make_bridge, plumb, random_hex};
 use crate::netlink::{self, NetlinkError};
-use crate::netns::{self, Host, NsThread};
+use crate::netns::{self, NsThread};
 use crate::nft;
 use crate::state::{Endpoint, Network, Proto, Published, State};
 
@@ -541,88 +539,4 @@ impl Networks {
     pub fn netns_dir(&self) -> &Path {
         &self.netns_dir
     }
-}
-
-/// Creates the bridge of `n` with its gateway address; enables forwarding and, for loopback
-/// DNAT, `route_localnet` on it.
-fn make_bridge(h: &Host, n: &Network) -> Result<(), NetworkError> {
-    h.netlink.add_bridge(&n.bridge)?;
-    let done = (|| {
-        let idx = netlink::link_index(&n.bridge)?;
-        h.netlink.add_addr(idx, n.gateway, n.subnet.prefix)?;
-        sysctl(&format!("ipv4/conf/{}/route_localnet", n.bridge), "1")?;
-        sysctl("ipv4/ip_forward", "1")
-    })();
-    if done.is_err() {
-        let _ = h.netlink.del_link(&n.bridge);
-    }
-    done
-}
-
-fn plumb(
-    h: &Host,
-    bridge: &str,
-    ns_path: &Path,
-    ep: &Endpoint,
-    mac: [u8; 6],
-    route: bool,
-) -> Result<(), NetworkError> {
-    let master = netlink::link_index(bridge)?;
-    let ns = File::open(ns_path).map_err(NetworkError::Dir)?;
-    h.netlink
-        .add_veth(&ep.host_veth, master, &ep.ifname, mac, ns.as_raw_fd())?;
-    let inside = netns::within(h, ns_path, |nl| {
-        let idx = netlink::link_index(&ep.ifname)?;
-        nl.set_up(idx)?;
-        nl.add_addr(idx, ep.ip, ep.prefix)?;
-        if route {
-            nl.add_default_route(idx, ep.gateway)?;
-        }
-        Ok(())
-    });
-    if let Err(e) = inside {
-        let _ = h.netlink.del_link(&ep.host_veth);
-        return Err(e.into());
-    }
-    Ok(())
-}
-
-/// Writes a sysctl under /proc/sys/net, which reflects the calling thread's namespace.
-fn sysctl(key: &str, value: &str) -> Result<(), NetworkError> {
-    let path = format!("/proc/sys/net/{key}");
-    std::fs::write(&path, value).map_err(|source| NetworkError::Sysctl { key: path, source })
-}
-
-/// Destinations of the calling thread's namespace's IPv4 routes, except the default.
-fn host_routes() -> Vec<Subnet> {
-    let text = std::fs::read_to_string("/proc/thread-self/net/route").unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let dst = u32::from_str_radix(f.get(1)?, 16).ok()?;
-            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
-            (mask != 0).then(|| {
-                Subnet::new(
-                    Ipv4Addr::from(u32::from_be(dst)),
-                    u32::from_be(mask).count_ones() as u8,
-                )
-            })
-        })
-        .collect()
-}
-
-fn bindable(ip: Ipv4Addr, port: u16, proto: Proto) -> bool {
-    match proto {
-        Proto::Tcp => std::net::TcpListener::bind((ip, port)).is_ok(),
-        Proto::Udp => std::net::UdpSocket::bind((ip, port)).is_ok(),
-    }
-}
-
-fn random_hex(bytes: usize) -> Result<String, NetworkError> {
-    let mut buf = vec![0u8; bytes];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(NetworkError::Dir)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }

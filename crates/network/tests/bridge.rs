@@ -35,17 +35,25 @@ impl Fixture {
             .args(["-n", &name, "link", "set", "lo", "up"])
             .status();
         assert!(lo.unwrap().success());
+        let mut fx = Fixture {
+            name,
+            nets: None,
+            _dir: dir,
+        };
+        fx.reopen();
+        fx
+    }
+
+    /// Opens the `Networks` again from the same state, as a restarted daemon does.
+    fn reopen(&mut self) {
+        self.nets = None;
         let nets = Networks::open(NetworksConfig {
-            state_dir: dir.path().join("state"),
-            netns_dir: dir.path().join("netns"),
-            host_netns: Some(PathBuf::from(format!("/run/netns/{name}"))),
+            state_dir: self._dir.path().join("state"),
+            netns_dir: self._dir.path().join("netns"),
+            host_netns: Some(self.host()),
         })
         .unwrap();
-        Fixture {
-            name,
-            nets: Some(nets),
-            _dir: dir,
-        }
+        self.nets = Some(nets);
     }
 
     fn nets(&self) -> &Networks {
@@ -379,4 +387,75 @@ async fn embedded_dns_answers_names_and_forwards_the_rest() {
     assert_eq!(got[2], (0, Some(Ipv4Addr::new(10, 9, 9, 9))));
     assert_eq!(got[3], (3, None));
     cancel.cancel();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn restore_after_restart_reapplies_port_rules() {
+    let mut fx = Fixture::new();
+    fx.nets().ensure_default_bridge().unwrap();
+    let a = fx.nets().create_sandbox("web").unwrap();
+    fx.nets()
+        .connect("bridge", "web", ConnectOptions::default())
+        .unwrap();
+    let map = PortMapping {
+        host_ip: Ipv4Addr::new(127, 0, 0, 1),
+        host_port: 8081,
+        container_port: 80,
+        proto: Proto::Tcp,
+    };
+    fx.nets().publish("bridge", "web", map).unwrap();
+    // A restart that lost the ruleset: the reopened instance puts it back.
+    fx.in_host(&["nft", "delete", "table", "inet", "berth"]);
+    fx.reopen();
+    serve_once(&a, 80);
+    assert_eq!(
+        fetch(&fx.host(), "127.0.0.1:8081".parse().unwrap()).unwrap(),
+        "hello"
+    );
+    assert_eq!(fx.nets().state().ports.len(), 1);
+    let err = fx
+        .nets()
+        .publish("bridge", "web", map)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "Bind for 127.0.0.1:8081 failed: port is already allocated"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn internal_network_has_no_default_route() {
+    let fx = Fixture::new();
+    let n = fx.nets();
+    let spec = NetworkSpec {
+        name: "private".into(),
+        internal: true,
+        ..Default::default()
+    };
+    n.create_network(spec).unwrap();
+    n.create_network(net("public")).unwrap();
+    let a = n.create_sandbox("a").unwrap();
+    let b = n.create_sandbox("b").unwrap();
+    n.connect("private", "a", ConnectOptions::default())
+        .unwrap();
+    n.connect("public", "b", ConnectOptions::default()).unwrap();
+    let routes = |p: &Path| {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", p.display()))
+            .args(["ip", "-4", "route"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(!routes(&a).contains("default"), "{}", routes(&a));
+    assert!(
+        routes(&b).contains("default via 172.18.0.1 dev eth0"),
+        "{}",
+        routes(&b)
+    );
+    let err = fetch(&a, "198.51.100.1:80".parse().unwrap()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NetworkUnreachable);
 }
