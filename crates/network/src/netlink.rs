@@ -199,6 +199,13 @@ impl Netlink {
         self.request("delete link", m)
     }
 
+    /// Sets the link named `name` down (its routes go at once; deleting can take longer).
+    pub fn set_down(&self, name: &str) -> Result<(), NetlinkError> {
+        let mut m = Msg::new(RTM_NEWLINK, 0);
+        m.ifinfo(0, 0, IFF_UP).attr_str(IFLA_IFNAME, name);
+        self.request("set link down", m)
+    }
+
     /// Sets the link with index `index` up.
     pub fn set_up(&self, index: u32) -> Result<(), NetlinkError> {
         let mut m = Msg::new(RTM_NEWLINK, 0);

@@ -97,6 +97,11 @@ impl NsThread {
         Ok(NsThread { tx })
     }
 
+    /// Queues `f` on the namespace thread without waiting.
+    pub fn submit(&self, f: impl FnOnce(&Host) + Send + 'static) -> Result<(), NetnsError> {
+        self.tx.send(Box::new(f)).map_err(|_| NetnsError::Stopped)
+    }
+
     /// Runs `f` on the namespace thread and waits for its result.
     pub fn run<T, F>(&self, f: F) -> Result<T, NetnsError>
     where

@@ -78,6 +78,9 @@ pub struct Networks {
     state_path: PathBuf,
     netns_dir: PathBuf,
     ns: NsThread,
+    /// A second thread in the same namespace that deletes links in the background: a
+    /// deletion waits for an RCU grace period (tens of ms) that `docker rm` need not wait.
+    reaper: NsThread,
     state: Mutex<State>,
 }
 
@@ -88,11 +91,13 @@ impl Networks {
         std::fs::create_dir_all(&config.netns_dir).map_err(NetworkError::Dir)?;
         let state_path = config.state_dir.join("network.json");
         let state = State::load(&state_path)?;
+        let reaper = NsThread::spawn(config.host_netns.clone())?;
         let ns = NsThread::spawn(config.host_netns)?;
         let me = Networks {
             state_path,
             netns_dir: config.netns_dir,
             ns,
+            reaper,
             state: Mutex::new(state),
         };
         me.restore()?;
@@ -231,9 +236,10 @@ impl Networks {
         let mut next = state.clone();
         next.networks.remove(name);
         let ruleset = nft::render(&next);
+        let bridge = net.bridge.clone();
         self.ns.run(move |h| {
             nft::apply(&ruleset)?;
-            match h.netlink.del_link(&net.bridge) {
+            match h.netlink.set_down(&bridge) {
                 Err(NetlinkError::Kernel {
                     source: nix::Error::ENODEV,
                     ..
@@ -242,6 +248,7 @@ impl Networks {
                 Err(e) => Err(NetworkError::from(e)),
             }
         })??;
+        self.reap(net.bridge);
         next.save(&self.state_path)?;
         *state = next;
         info!(network = name, "removed network");
@@ -278,7 +285,7 @@ impl Networks {
             .map(|n| n.name.clone())
             .collect();
         for n in nets {
-            self.disconnect(&n, id)?;
+            self.detach(&n, id, true)?;
         }
         let mut state = self.lock();
         if let Some(path) = state.sandboxes.remove(id) {
@@ -369,6 +376,12 @@ impl Networks {
 
     /// Detaches `sandbox` from `network`, dropping its published ports there.
     pub fn disconnect(&self, network: &str, sandbox: &str) -> Result<(), NetworkError> {
+        self.detach(network, sandbox, false)
+    }
+
+    /// Detaches; with `background` the host veth is deleted by the reaper (the sandbox is
+    /// going away, so nothing can reuse its interface name).
+    fn detach(&self, network: &str, sandbox: &str, background: bool) -> Result<(), NetworkError> {
         let mut state = self.lock();
         let mut next = state.clone();
         let net = next
@@ -385,11 +398,15 @@ impl Networks {
         next.ports
             .retain(|p| !(p.network == network && p.sandbox == sandbox));
         let ruleset = (next.ports != state.ports).then(|| nft::render(&next));
+        let veth = ep.host_veth.clone();
         self.ns.run(move |h| {
             if let Some(r) = ruleset {
                 nft::apply(&r)?;
             }
-            match h.netlink.del_link(&ep.host_veth) {
+            if background {
+                return Ok(());
+            }
+            match h.netlink.del_link(&veth) {
                 Err(NetlinkError::Kernel {
                     source: nix::Error::ENODEV,
                     ..
@@ -398,6 +415,9 @@ impl Networks {
                 Err(e) => Err(NetworkError::from(e)),
             }
         })??;
+        if background {
+            self.reap(ep.host_veth);
+        }
         next.save(&self.state_path)?;
         *state = next;
         debug!(network, sandbox, "disconnected");
@@ -477,8 +497,27 @@ impl Networks {
         Ok(())
     }
 
+    /// Deletes the link `name` in the background.
+    fn reap(&self, name: String) {
+        let queued = self.reaper.submit(move |h| {
+            if let Err(error) = h.netlink.del_link(&name) {
+                tracing::warn!(link = %name, %error, "deleting link");
+            }
+        });
+        if queued.is_err() {
+            tracing::warn!("link reaper stopped");
+        }
+    }
+
+    /// Waits until links removed in the background are gone.
+    pub fn settle(&self) -> Result<(), NetworkError> {
+        self.reaper.run(|_| ())?;
+        Ok(())
+    }
+
     /// Removes every bridge, sandbox and the nftables table, and empties the state.
     pub fn teardown(&self) -> Result<(), NetworkError> {
+        self.settle()?;
         let mut state = self.lock();
         let old = std::mem::take(&mut *state);
         self.ns.run(move |h| {

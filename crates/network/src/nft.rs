@@ -1,6 +1,8 @@
 //! The nftables ruleset: everything berth installs lives in `table inet berth`, rendered whole
-//! from the state and replaced in one `nft -f -` transaction, so a change, a restore after a
-//! restart and the final cleanup are each a single atomic step.
+//! from the state and replaced in one transaction (flush and refill: the base chains stay, so
+//! their hooks are not re-registered, which would wait for an RCU grace period), so a change, a restore after a
+//! restart and the final cleanup are each a single atomic step. The script runs through
+//! libnftables in process when the library is installed, else through `nft -f -`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -9,6 +11,8 @@ use std::process::{Command, Stdio};
 use tracing::debug;
 
 use crate::state::State;
+
+mod libnftables;
 
 /// The table's name.
 pub const TABLE: &str = "berth";
@@ -74,7 +78,7 @@ pub fn render(state: &State) -> String {
         );
     }
     format!(
-        "table inet {TABLE} {{}}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n\
+        "table inet {TABLE} {{}}\nflush table inet {TABLE}\ntable inet {TABLE} {{\n\
   chain ports {{\n{ports}  }}\n\
   chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }}\n\
   chain output {{\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump ports\n  }}\n\
@@ -97,6 +101,11 @@ pub fn delete() -> Result<(), NftError> {
 }
 
 fn run(script: &str) -> Result<(), NftError> {
+    if let Some(lib) = libnftables::LibNftables::get() {
+        let out = lib.run(script).map_err(NftError::Rejected);
+        debug!(ok = out.is_ok(), "applied nftables ruleset in process");
+        return out;
+    }
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())

@@ -167,6 +167,7 @@ fn two_sandboxes_reach_each_other_over_bridge() {
     n.remove_sandbox("aaaa").unwrap();
     n.remove_sandbox("bbbb").unwrap();
     assert!(!a.exists() && !b.exists());
+    n.settle().unwrap();
     let links = fx.in_host(&["ip", "-o", "link"]);
     assert!(!links.contains("veth"), "{links}");
 }
@@ -310,8 +311,10 @@ fn twenty_networks_create_and_remove_quickly() {
     }
     let took = start.elapsed();
     eprintln!("created in {created:?}, all in {took:?}");
-    // Goal: well under 1 s; nft process spawns dominate (see nft.rs).
-    assert!(took < Duration::from_secs(5), "20 networks took {took:?}");
+    // The goal is well under 1 s; on a loaded machine each step costs about one state-file
+    // fsync and one nftables transaction (~15 ms each), so only a regression bound here.
+    assert!(took < Duration::from_secs(4), "20 networks took {took:?}");
+    n.settle().unwrap();
     let links = fx.in_host(&["ip", "-o", "link"]);
     assert!(!links.contains("br-"), "{links}");
 }
