@@ -462,3 +462,65 @@ fn internal_network_has_no_default_route() {
     let err = fetch(&a, "198.51.100.1:80".parse().unwrap()).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NetworkUnreachable);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn outbound_traffic_is_masqueraded_and_default_bridge_avoids_host_routes() {
+    let fx = Fixture::new();
+    // A host route over 172.17.0.0/16 pushes the default bridge to the next pool.
+    let sh = |args: &[&str]| {
+        let ok = Command::new("ip")
+            .arg("-n")
+            .arg(&fx.name)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{args:?}");
+    };
+    sh(&["link", "add", "taken0", "type", "bridge"]);
+    sh(&["addr", "add", "172.17.0.1/16", "dev", "taken0"]);
+    sh(&["link", "set", "taken0", "up"]);
+    let n = fx.nets();
+    let bridge = n.ensure_default_bridge().unwrap();
+    assert_eq!(bridge.subnet.to_string(), "172.18.0.0/16");
+
+    // An "outside" namespace behind a veth, as the internet would be behind eth0.
+    let outside = format!("{}-out", fx.name);
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &outside])
+            .status()
+            .unwrap()
+            .success()
+    );
+    sh(&[
+        "link", "add", "vout", "type", "veth", "peer", "name", "vin", "netns", &outside,
+    ]);
+    sh(&["addr", "add", "203.0.113.1/24", "dev", "vout"]);
+    sh(&["link", "set", "vout", "up"]);
+    for args in [
+        vec!["addr", "add", "203.0.113.2/24", "dev", "vin"],
+        vec!["link", "set", "vin", "up"],
+        vec!["link", "set", "lo", "up"],
+    ] {
+        let ok = Command::new("ip")
+            .args(["-n", &outside])
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let out_path = PathBuf::from(format!("/run/netns/{outside}"));
+    let l = in_ns(&out_path, || TcpListener::bind("203.0.113.2:80").unwrap());
+    let seen = std::thread::spawn(move || {
+        let (mut s, peer) = l.accept().unwrap();
+        s.write_all(b"hello").unwrap();
+        peer.ip().to_string()
+    });
+    let a = n.create_sandbox("a").unwrap();
+    n.connect("bridge", "a", ConnectOptions::default()).unwrap();
+    let fetched = fetch(&a, "203.0.113.2:80".parse().unwrap());
+    let _ = Command::new("ip").args(["netns", "del", &outside]).status();
+    assert_eq!(fetched.unwrap(), "hello");
+    assert_eq!(seen.join().unwrap(), "203.0.113.1");
+}
