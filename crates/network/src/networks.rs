@@ -73,6 +73,18 @@ pub struct PortMapping {
     pub proto: Proto,
 }
 
+/// The sandbox namespaces bind-mounted in `dir`, by id.
+fn sandboxes_in(dir: &Path) -> Result<BTreeMap<String, PathBuf>, NetworkError> {
+    let mut found = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(NetworkError::Dir)? {
+        let entry = entry.map_err(NetworkError::Dir)?;
+        if let Some(id) = entry.file_name().to_str() {
+            found.insert(id.to_owned(), entry.path());
+        }
+    }
+    Ok(found)
+}
+
 /// Bridge networks, sandboxes and published ports of one daemon.
 pub struct Networks {
     state_path: PathBuf,
@@ -90,7 +102,8 @@ impl Networks {
         std::fs::create_dir_all(&config.state_dir).map_err(NetworkError::Dir)?;
         std::fs::create_dir_all(&config.netns_dir).map_err(NetworkError::Dir)?;
         let state_path = config.state_dir.join("network.json");
-        let state = State::load(&state_path)?;
+        let mut state = State::load(&state_path)?;
+        state.sandboxes = sandboxes_in(&config.netns_dir)?;
         let reaper = NsThread::spawn(config.host_netns.clone())?;
         let ns = NsThread::spawn(config.host_netns)?;
         let me = Networks {
@@ -265,12 +278,9 @@ impl Networks {
         let path = self.netns_dir.join(id);
         let p = path.clone();
         self.ns.run(move |h| netns::create(h, &p))??;
+        // Not saved here: sandboxes are the files of the netns directory, listed again on
+        // open, which keeps an fsync off the `docker run` path.
         state.sandboxes.insert(id.to_owned(), path.clone());
-        if let Err(e) = state.save(&self.state_path) {
-            state.sandboxes.remove(id);
-            let _ = netns::remove(&path);
-            return Err(e.into());
-        }
         debug!(sandbox = id, ?path, "created sandbox");
         Ok(path)
     }
@@ -290,7 +300,6 @@ impl Networks {
         let mut state = self.lock();
         if let Some(path) = state.sandboxes.remove(id) {
             netns::remove(&path)?;
-            state.save(&self.state_path)?;
         }
         Ok(())
     }

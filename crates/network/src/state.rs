@@ -129,8 +129,8 @@ pub struct State {
     /// Networks by name.
     #[serde(default)]
     pub networks: BTreeMap<String, Network>,
-    /// Sandbox namespace paths by sandbox id.
-    #[serde(default)]
+    /// Sandbox namespace paths by sandbox id (rebuilt from the netns directory on open).
+    #[serde(default, skip_serializing)]
     pub sandboxes: BTreeMap<String, PathBuf>,
     /// Published ports.
     #[serde(default)]

@@ -156,6 +156,7 @@ fn two_sandboxes_reach_each_other_over_bridge() {
     assert_eq!(ea.ip, Ipv4Addr::new(172, 17, 0, 2));
     assert_eq!(eb.ip, Ipv4Addr::new(172, 17, 0, 3));
     assert_eq!(ea.ifname, "eth0");
+    eprintln!("sandbox + connect took {took:?}");
     assert!(
         took < Duration::from_millis(100),
         "sandbox + connect took {took:?}"
