@@ -86,6 +86,9 @@ pub enum NetworkError {
         /// Host port.
         port: u16,
     },
+    /// A MAC address that does not parse.
+    #[error("invalid MAC address: {0}")]
+    InvalidMac(String),
     /// No ephemeral port was free.
     #[error("no free host port in 49153-65535")]
     NoFreePort,

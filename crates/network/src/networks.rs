@@ -56,8 +56,10 @@ pub struct NetworkSpec {
 pub struct ConnectOptions {
     /// A fixed address.
     pub ip: Option<String>,
-    /// DNS aliases on this network.
+    /// DNS aliases on this network (the engine passes the container's name here too).
     pub aliases: Vec<String>,
+    /// `--mac-address`; derived from the address (`02:42:` + IPv4) when unset.
+    pub mac: Option<String>,
 }
 
 /// A port to publish.
@@ -71,6 +73,24 @@ pub struct PortMapping {
     pub container_port: u16,
     /// Protocol.
     pub proto: Proto,
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+fn parse_mac(text: &str) -> Result<[u8; 6], NetworkError> {
+    let bad = || NetworkError::InvalidMac(text.to_owned());
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for b in &mut mac {
+        let part = parts.next().ok_or_else(bad)?;
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(mac)
 }
 
 /// The sandbox namespaces bind-mounted in `dir`, by id.
@@ -348,7 +368,10 @@ impl Networks {
         used.insert(net.gateway);
         let ip = ipam::allocate(net.subnet, net.ip_range.unwrap_or(net.subnet), &used, want)?;
         let o = ip.octets();
-        let mac = [0x02, 0x42, o[0], o[1], o[2], o[3]];
+        let mac = match opts.mac.as_deref() {
+            Some(m) => parse_mac(m)?,
+            None => [0x02, 0x42, o[0], o[1], o[2], o[3]],
+        };
         let ep = Endpoint {
             network: network.to_owned(),
             sandbox: sandbox.to_owned(),

@@ -525,3 +525,67 @@ fn outbound_traffic_is_masqueraded_and_default_bridge_avoids_host_routes() {
     assert_eq!(fetched.unwrap(), "hello");
     assert_eq!(seen.join().unwrap(), "203.0.113.1");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn udp_port_publishes_and_unpublishes_with_fixed_mac() {
+    let fx = Fixture::new();
+    let n = fx.nets();
+    n.ensure_default_bridge().unwrap();
+    let a = n.create_sandbox("dns").unwrap();
+    let opts = ConnectOptions {
+        mac: Some("02:aa:bb:cc:dd:ee".into()),
+        ..Default::default()
+    };
+    let ep = n.connect("bridge", "dns", opts).unwrap();
+    assert_eq!(ep.mac, "02:aa:bb:cc:dd:ee");
+    let bad = ConnectOptions {
+        mac: Some("zz".into()),
+        ..Default::default()
+    };
+    n.create_sandbox("other").unwrap();
+    let err = n.connect("bridge", "other", bad).unwrap_err();
+    assert_eq!(err.to_string(), "invalid MAC address: zz");
+    assert_eq!(n.state().networks["bridge"].endpoints.len(), 1);
+    let map = PortMapping {
+        host_ip: Ipv4Addr::UNSPECIFIED,
+        host_port: 5353,
+        container_port: 53,
+        proto: Proto::Udp,
+    };
+    let p = n.publish("bridge", "dns", map).unwrap();
+    // The same port over TCP is a different binding.
+    n.publish(
+        "bridge",
+        "dns",
+        PortMapping {
+            proto: Proto::Tcp,
+            ..map
+        },
+    )
+    .unwrap();
+    let server = in_ns(&a, || std::net::UdpSocket::bind("0.0.0.0:53").unwrap());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        if let Ok((len, peer)) = server.recv_from(&mut buf) {
+            let _ = server.send_to(&buf[..len], peer);
+        }
+    });
+    let echo = in_ns(&fx.host(), || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send_to(b"ping", "127.0.0.1:5353").unwrap();
+        let mut buf = [0u8; 64];
+        let len = s.recv(&mut buf).unwrap();
+        buf[..len].to_vec()
+    });
+    assert_eq!(echo, b"ping");
+    n.unpublish(&p).unwrap();
+    assert_eq!(n.state().ports.len(), 1);
+    let rules = fx.in_host(&["nft", "list", "chain", "inet", "berth", "ports"]);
+    assert!(
+        !rules.contains("5353") || rules.matches("dport 5353").count() == 1,
+        "{rules}"
+    );
+    assert!(!rules.contains("udp dport 5353"), "{rules}");
+}
