@@ -16,8 +16,16 @@ type FieldPath = Vec<String>;
 
 /// Metadata fields that are the server's, never a manager's.
 const SYSTEM_META: &[&str] = &[
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink",
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
     "generateName",
 ];
 
@@ -256,7 +264,9 @@ pub fn record_update(
         .cloned()
         .collect();
     for entry in &mut entries {
-        entry.fields.retain(|p| !removed.contains(p) && !changed.contains(p));
+        entry
+            .fields
+            .retain(|p| !removed.contains(p) && !changed.contains(p));
     }
     if !changed.is_empty() {
         let entry = entry_mut(&mut entries, manager, "Update", api_version, subresource);
@@ -381,9 +391,9 @@ pub fn server_side_apply(
         .flat_map(|e| e.fields.iter().cloned())
         .collect();
     for path in previous.difference(&applied_set) {
-        let shared = entries.iter().any(|e| {
-            !(e.manager == manager && e.operation == "Apply") && e.fields.contains(path)
-        });
+        let shared = entries
+            .iter()
+            .any(|e| !(e.manager == manager && e.operation == "Apply") && e.fields.contains(path));
         if !shared {
             remove_path(&mut result, path);
         }
@@ -391,9 +401,9 @@ pub fn server_side_apply(
     for entry in &mut entries {
         let mine = entry.manager == manager && entry.operation == "Apply";
         if !mine && force {
-            entry.fields.retain(|p| {
-                !conflicts.iter().any(|(m, c)| *m == entry.manager && c == p)
-            });
+            entry
+                .fields
+                .retain(|p| !conflicts.iter().any(|(m, c)| *m == entry.manager && c == p));
         }
     }
     let mut body = applied.clone();
@@ -443,7 +453,8 @@ mod tests {
         let first = json!({"metadata": {"name": "a"}, "data": {"a": "1", "b": "2"}});
         let live = server_side_apply(None, &first, "m", "v1", false, &no_keys).expect("create");
         let second = json!({"metadata": {"name": "a"}, "data": {"a": "1"}});
-        let result = server_side_apply(Some(&live), &second, "m", "v1", false, &no_keys).expect("apply");
+        let result =
+            server_side_apply(Some(&live), &second, "m", "v1", false, &no_keys).expect("apply");
         assert_eq!(result["data"], json!({"a": "1"}));
     }
 
@@ -452,6 +463,9 @@ mod tests {
         let mut o = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"x": 1}});
         record_update(None, &mut o, "m", "v1", None, &no_keys);
         let fields = &o["metadata"]["managedFields"][0]["fieldsV1"];
-        assert_eq!(fields, &json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:spec": {"f:x": {}}}));
+        assert_eq!(
+            fields,
+            &json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:spec": {"f:x": {}}})
+        );
     }
 }

@@ -62,7 +62,10 @@ impl Api {
     pub async fn unregister_crd(&self, crd: &Value) {
         let name = meta_str(crd, "name").unwrap_or("").to_string();
         self.catalog_mut().remove_crd(&name);
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let plural = crd
             .pointer("/spec/names/plural")
             .and_then(Value::as_str)
@@ -85,7 +88,10 @@ impl Api {
 
     /// Serves every stored CRD (at start).
     pub async fn load_crds(&self) -> Result<(), ApiError> {
-        let list = self.store().list(CRD_PREFIX, &ListOptions::default()).await?;
+        let list = self
+            .store()
+            .list(CRD_PREFIX, &ListOptions::default())
+            .await?;
         for kv in list.items {
             let Ok(crd) = serde_json::from_slice::<Value>(&kv.value) else {
                 continue;

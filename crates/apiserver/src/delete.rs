@@ -190,7 +190,11 @@ impl Api {
 }
 
 /// Pods bound to a node wait their grace period (for the node agent) before they go.
-fn graceful_seconds(resource: &ResourceType, object: &Value, options: &DeleteOptions) -> Option<i64> {
+fn graceful_seconds(
+    resource: &ResourceType,
+    object: &Value,
+    options: &DeleteOptions,
+) -> Option<i64> {
     if !(resource.group.is_empty() && resource.kind == "Pod") {
         return None;
     }

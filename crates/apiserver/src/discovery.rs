@@ -114,13 +114,17 @@ pub fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Option<Va
         }
         list.push(entry);
         if r.status_subresource {
-            list.push(json!({"name": format!("{}/status", r.plural), "singularName": "",
-                "namespaced": r.namespaced, "kind": r.kind, "verbs": subresource_verbs()}));
+            list.push(
+                json!({"name": format!("{}/status", r.plural), "singularName": "",
+                "namespaced": r.namespaced, "kind": r.kind, "verbs": subresource_verbs()}),
+            );
         }
         if r.scale_subresource.is_some() {
-            list.push(json!({"name": format!("{}/scale", r.plural), "singularName": "",
+            list.push(
+                json!({"name": format!("{}/scale", r.plural), "singularName": "",
                 "namespaced": r.namespaced, "group": "autoscaling", "version": "v1",
-                "kind": "Scale", "verbs": subresource_verbs()}));
+                "kind": "Scale", "verbs": subresource_verbs()}),
+            );
         }
     }
     let group_version = if group.is_empty() {
@@ -220,7 +224,13 @@ mod tests {
 
     #[test]
     fn versions_rank_like_upstream() {
-        let mut v = vec!["v1beta1".to_string(), "v1".into(), "v2".into(), "v1alpha1".into(), "v2beta2".into()];
+        let mut v = vec![
+            "v1beta1".to_string(),
+            "v1".into(),
+            "v2".into(),
+            "v1alpha1".into(),
+            "v2beta2".into(),
+        ];
         v.sort_by_key(|v| std::cmp::Reverse(version_rank(v)));
         assert_eq!(v, ["v2", "v1", "v2beta2", "v1beta1", "v1alpha1"]);
     }

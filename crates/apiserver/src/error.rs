@@ -73,7 +73,9 @@ pub enum ApiError {
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
     /// The content type of the body is not supported (`415`).
-    #[error("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")]
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
+    )]
     UnsupportedMediaType,
     /// No representation in an acceptable format (`406`).
     #[error("only the following media types are accepted: {0}")]
@@ -124,9 +126,9 @@ fn join_causes(causes: &[Cause]) -> String {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Compacted { .. } => ApiError::Gone(
-                "The resourceVersion for the provided list is too old.".to_string(),
-            ),
+            StoreError::Compacted { .. } => {
+                ApiError::Gone("The resourceVersion for the provided list is too old.".to_string())
+            }
             other => ApiError::Store(other),
         }
     }

@@ -54,7 +54,11 @@ fn owner_uids(object: &Value) -> Vec<String> {
     object
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .map(|refs| refs.iter().filter_map(|r| r["uid"].as_str().map(String::from)).collect())
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r["uid"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -89,7 +93,10 @@ async fn run_once(api: Arc<Api>, cancel: CancellationToken) -> Result<(), ApiErr
         dependents: HashMap::new(),
         queue,
     };
-    let list = api.store().list("/registry/", &ListOptions::default()).await?;
+    let list = api
+        .store()
+        .list("/registry/", &ListOptions::default())
+        .await?;
     for kv in &list.items {
         collector.observe(kv, true);
     }
@@ -141,10 +148,19 @@ impl Collector {
             }
         }
         for owner in &owners {
-            self.dependents.entry(owner.clone()).or_default().insert(uid.clone());
+            self.dependents
+                .entry(owner.clone())
+                .or_default()
+                .insert(uid.clone());
         }
         let has_owners = !owners.is_empty();
-        self.nodes.insert(uid.clone(), Node { key: kv.key.clone(), owners });
+        self.nodes.insert(
+            uid.clone(),
+            Node {
+                key: kv.key.clone(),
+                owners,
+            },
+        );
         if has_owners && !initial {
             self.push(Work::Dependent(uid.clone()), Duration::ZERO);
         }
@@ -164,7 +180,9 @@ impl Collector {
                 let at = meta_str(&object, "deletionTimestamp")
                     .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
                 let wait = at
-                    .map(|t| (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds())
+                    .map(|t| {
+                        (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds()
+                    })
                     .unwrap_or(0)
                     .max(0);
                 let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
@@ -264,7 +282,11 @@ impl Collector {
             propagation: Some("Background".into()),
             ..Default::default()
         };
-        match self.api.delete(&resource, ns.as_deref(), &name, &delete, &options()).await {
+        match self
+            .api
+            .delete(&resource, ns.as_deref(), &name, &delete, &options())
+            .await
+        {
             Ok(_) | Err(ApiError::Conflict { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -302,9 +324,17 @@ impl Collector {
     }
 
     async fn orphan(&self, uid: &str) -> Result<(), ApiError> {
-        let dependents: Vec<String> = self.dependents.get(uid).into_iter().flatten().cloned().collect();
+        let dependents: Vec<String> = self
+            .dependents
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
         for dependent in dependents {
-            let Some(node) = self.nodes.get(&dependent) else { continue };
+            let Some(node) = self.nodes.get(&dependent) else {
+                continue;
+            };
             let owner = uid.to_string();
             self.rewrite(&node.key, move |object| {
                 let meta = objects::meta_mut(object);
@@ -317,29 +347,54 @@ impl Collector {
             })
             .await?;
         }
-        let Some(node) = self.nodes.get(uid) else { return Ok(()) };
-        self.rewrite(&node.key, |object| Self::remove_finalizer(object, ORPHAN)).await
+        let Some(node) = self.nodes.get(uid) else {
+            return Ok(());
+        };
+        self.rewrite(&node.key, |object| Self::remove_finalizer(object, ORPHAN))
+            .await
     }
 
     async fn foreground(&self, uid: &str) -> Result<(), ApiError> {
-        let Some(owner) = self.nodes.get(uid) else { return Ok(()) };
-        let Some(kv) = self.api.store().get(&owner.key).await? else { return Ok(()) };
+        let Some(owner) = self.nodes.get(uid) else {
+            return Ok(());
+        };
+        let Some(kv) = self.api.store().get(&owner.key).await? else {
+            return Ok(());
+        };
         let object: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
-        if !objects::is_deleting(&object) || !objects::finalizers(&object).iter().any(|f| f == FOREGROUND) {
+        if !objects::is_deleting(&object)
+            || !objects::finalizers(&object).iter().any(|f| f == FOREGROUND)
+        {
             return Ok(());
         }
-        let dependents: Vec<String> = self.dependents.get(uid).into_iter().flatten().cloned().collect();
+        let dependents: Vec<String> = self
+            .dependents
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
         if dependents.is_empty() {
-            return self.rewrite(&owner.key, |o| Self::remove_finalizer(o, FOREGROUND)).await;
+            return self
+                .rewrite(&owner.key, |o| Self::remove_finalizer(o, FOREGROUND))
+                .await;
         }
         for dependent in dependents {
-            let Some(node) = self.nodes.get(&dependent) else { continue };
-            let Some((resource, ns, name)) = self.locate(&node.key) else { continue };
+            let Some(node) = self.nodes.get(&dependent) else {
+                continue;
+            };
+            let Some((resource, ns, name)) = self.locate(&node.key) else {
+                continue;
+            };
             let delete = DeleteOptions {
                 propagation: Some("Foreground".into()),
                 ..Default::default()
             };
-            match self.api.delete(&resource, ns.as_deref(), &name, &delete, &options()).await {
+            match self
+                .api
+                .delete(&resource, ns.as_deref(), &name, &delete, &options())
+                .await
+            {
                 Ok(_) | Err(ApiError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -348,8 +403,12 @@ impl Collector {
     }
 
     async fn expire(&self, key: &str) -> Result<(), ApiError> {
-        let Some((resource, _, _)) = self.locate(key) else { return Ok(()) };
-        let Some(kv) = self.api.store().get(key).await? else { return Ok(()) };
+        let Some((resource, _, _)) = self.locate(key) else {
+            return Ok(());
+        };
+        let Some(kv) = self.api.store().get(key).await? else {
+            return Ok(());
+        };
         let object = objects::decode(&kv, &resource)?;
         if !objects::is_deleting(&object) || !objects::finalizers(&object).is_empty() {
             return Ok(());

@@ -84,12 +84,16 @@ pub struct ServerInfo {
     pub address: String,
 }
 
-fn header_str<'a>(req: &'a Request<hyper::body::Incoming>, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(req: &Request<hyper::body::Incoming>, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Handles one authenticated request.
-pub async fn handle(api: Arc<Api>, info: Arc<ServerInfo>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+pub async fn handle(
+    api: Arc<Api>,
+    info: Arc<ServerInfo>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     match route(&api, &info, req).await {
         Ok(response) => response,
         Err(e) => http::error_response(&e),
@@ -123,7 +127,10 @@ async fn route(
     let accept = header_str(&req, header::ACCEPT).map(String::from);
     match path.trim_end_matches('/') {
         "/healthz" | "/livez" | "/readyz" => return Ok(ok_text()),
-        p if p.starts_with("/healthz/") || p.starts_with("/livez/") || p.starts_with("/readyz/") => {
+        p if p.starts_with("/healthz/")
+            || p.starts_with("/livez/")
+            || p.starts_with("/readyz/") =>
+        {
             return Ok(ok_text());
         }
         "/version" => return Ok(http::json_response(200, &version())),
@@ -132,9 +139,14 @@ async fn route(
             if let Some(v) = discovery::wants_aggregated(accept.as_deref()) {
                 let api_version = format!("apidiscovery.k8s.io/{v}");
                 let doc = discovery::aggregated(&api.catalog(), core, &api_version);
-                let content_type =
-                    format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList");
-                return Ok(http::raw_response(200, &content_type, serde_json::to_vec(&doc).unwrap_or_default()));
+                let content_type = format!(
+                    "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
+                );
+                return Ok(http::raw_response(
+                    200,
+                    &content_type,
+                    serde_json::to_vec(&doc).unwrap_or_default(),
+                ));
             }
             let doc = if core {
                 discovery::core_versions(&info.address)
@@ -163,7 +175,10 @@ async fn route(
         let doc = api.catalog().openapi_v3(doc_path);
         return match doc {
             Some(doc) => Ok(http::raw_response(200, "application/json", doc)),
-            None => Err(ApiError::NotFound { resource: String::new(), name: String::new() }),
+            None => Err(ApiError::NotFound {
+                resource: String::new(),
+                name: String::new(),
+            }),
         };
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -172,30 +187,48 @@ async fn route(
             let doc = discovery::resource_list(&api.catalog(), "", version);
             return doc
                 .map(|d| http::json_response(200, &d))
-                .ok_or(ApiError::NotFound { resource: String::new(), name: String::new() });
+                .ok_or(ApiError::NotFound {
+                    resource: String::new(),
+                    name: String::new(),
+                });
         }
         ["apis", group] => {
             let doc = discovery::group(&api.catalog(), group);
             return doc
                 .map(|d| http::json_response(200, &d))
-                .ok_or(ApiError::NotFound { resource: String::new(), name: String::new() });
+                .ok_or(ApiError::NotFound {
+                    resource: String::new(),
+                    name: String::new(),
+                });
         }
         ["apis", group, version] => {
             let doc = discovery::resource_list(&api.catalog(), group, version);
             return doc
                 .map(|d| http::json_response(200, &d))
-                .ok_or(ApiError::NotFound { resource: String::new(), name: String::new() });
+                .ok_or(ApiError::NotFound {
+                    resource: String::new(),
+                    name: String::new(),
+                });
         }
         _ => {}
     }
     let Some(target) = parse_resource_path(&path) else {
-        return Err(ApiError::NotFound { resource: String::new(), name: String::new() });
+        return Err(ApiError::NotFound {
+            resource: String::new(),
+            name: String::new(),
+        });
     };
     let Some(resource) = api.resource(&target.group, &target.version, &target.plural) else {
-        return Err(ApiError::NotFound { resource: String::new(), name: String::new() });
+        return Err(ApiError::NotFound {
+            resource: String::new(),
+            name: String::new(),
+        });
     };
     if !resource.namespaced && target.namespace.is_some() {
-        return Err(ApiError::NotFound { resource: String::new(), name: String::new() });
+        return Err(ApiError::NotFound {
+            resource: String::new(),
+            name: String::new(),
+        });
     }
     resource_request(api, &resource, target, req, accept.as_deref()).await
 }
@@ -277,19 +310,34 @@ async fn resource_request(
             _ => false,
         };
         if !allowed {
-            return Err(ApiError::NotFound { resource: String::new(), name: String::new() });
+            return Err(ApiError::NotFound {
+                resource: String::new(),
+                name: String::new(),
+            });
         }
     }
     if resource.namespaced && ns.is_none() && target.name.is_some() {
-        return Err(ApiError::NotFound { resource: String::new(), name: String::new() });
+        return Err(ApiError::NotFound {
+            resource: String::new(),
+            name: String::new(),
+        });
     }
     let body = http::read_body(req.into_body()).await?;
-    let shown = |value: &Value| represent(api, resource, representation, value, include_object.as_deref());
+    let shown = |value: &Value| {
+        represent(
+            api,
+            resource,
+            representation,
+            value,
+            include_object.as_deref(),
+        )
+    };
     match (&method, target.name.as_deref()) {
         (&Method::GET, None) => {
             let params = ListParams::from_query(&query)?;
             if params.watch || target.watch {
-                return watch_response(api, resource, ns, &params, representation, include_object).await;
+                return watch_response(api, resource, ns, &params, representation, include_object)
+                    .await;
             }
             let list = api.list(resource, ns, &params).await?;
             Ok(respond(representation, 200, &shown(&list)))
@@ -297,9 +345,11 @@ async fn resource_request(
         (&Method::GET, Some(name)) => {
             if target.watch {
                 let mut params = ListParams::from_query(&query)?;
-                params.fields = crate::selector::FieldSelector::parse(&format!("metadata.name={name}"))
-                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-                return watch_response(api, resource, ns, &params, representation, include_object).await;
+                params.fields =
+                    crate::selector::FieldSelector::parse(&format!("metadata.name={name}"))
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                return watch_response(api, resource, ns, &params, representation, include_object)
+                    .await;
             }
             let object = api.get(resource, ns, name).await?;
             if sub == Some("scale") {
@@ -318,14 +368,24 @@ async fn resource_request(
         (&Method::PUT, Some(name)) => {
             let object = http::decode_body(content_type.as_deref(), &body)?;
             let updated = match sub {
-                Some("scale") => api.update_scale(resource, ns, name, &object, &options).await?,
+                Some("scale") => {
+                    api.update_scale(resource, ns, name, &object, &options)
+                        .await?
+                }
                 Some("finalize") => {
-                    let finalizers = object.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                    let finalizers = object
+                        .pointer("/spec/finalizers")
+                        .cloned()
+                        .unwrap_or(json!([]));
                     let patch = serde_json::to_vec(&json!({"spec": {"finalizers": finalizers}}))
                         .map_err(|e| ApiError::Internal(e.to_string()))?;
-                    api.patch(resource, ns, name, PatchType::Merge, &patch, None, &options).await?
+                    api.patch(resource, ns, name, PatchType::Merge, &patch, None, &options)
+                        .await?
                 }
-                _ => api.update(resource, ns, name, object, sub, &options).await?,
+                _ => {
+                    api.update(resource, ns, name, object, sub, &options)
+                        .await?
+                }
             };
             Ok(respond(representation, 200, &updated))
         }
@@ -334,7 +394,9 @@ async fn resource_request(
                 .as_deref()
                 .and_then(PatchType::from_content_type)
                 .ok_or(ApiError::UnsupportedMediaType)?;
-            let patched = api.patch(resource, ns, name, patch_type, &body, sub, &options).await?;
+            let patched = api
+                .patch(resource, ns, name, patch_type, &body, sub, &options)
+                .await?;
             Ok(respond(representation, 200, &patched))
         }
         (&Method::DELETE, Some(name)) => {
@@ -345,7 +407,9 @@ async fn resource_request(
             };
             let mut options = options;
             if let Some(b) = &body_value
-                && b["dryRun"].as_array().is_some_and(|d| d.iter().any(|x| x == "All"))
+                && b["dryRun"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|x| x == "All"))
             {
                 options.dry_run = true;
             }
@@ -361,7 +425,9 @@ async fn resource_request(
                 Some(http::decode_body(content_type.as_deref(), &body)?)
             };
             let delete = DeleteOptions::from_parts(body_value.as_ref(), &query);
-            let result = api.delete_collection(resource, ns, &params, &delete, &options).await?;
+            let result = api
+                .delete_collection(resource, ns, &params, &delete, &options)
+                .await?;
             Ok(respond(representation, 200, &result))
         }
         _ => Err(ApiError::MethodNotAllowed),
@@ -383,7 +449,13 @@ async fn watch_response(
         let kind = event["type"].as_str().unwrap_or("").to_string();
         if kind != "BOOKMARK" && kind != "ERROR" {
             let object = event["object"].take();
-            event["object"] = represent(&api, &resource, representation, &object, include_object.as_deref());
+            event["object"] = represent(
+                &api,
+                &resource,
+                representation,
+                &object,
+                include_object.as_deref(),
+            );
         }
         let mut line = serde_json::to_vec(&event).unwrap_or_default();
         line.push(b'\n');
@@ -413,10 +485,14 @@ mod tests {
         assert_eq!(p.plural, "configmaps");
         assert_eq!(p.name.as_deref(), Some("a"));
         let p = parse_resource_path("/api/v1/namespaces/kube-system").expect("ns");
-        assert_eq!((p.plural.as_str(), p.name.as_deref()), ("namespaces", Some("kube-system")));
+        assert_eq!(
+            (p.plural.as_str(), p.name.as_deref()),
+            ("namespaces", Some("kube-system"))
+        );
         let p = parse_resource_path("/api/v1/namespaces/x/finalize").expect("finalize");
         assert_eq!(p.subresource.as_deref(), Some("finalize"));
-        let p = parse_resource_path("/apis/apps/v1/namespaces/d/deployments/web/scale").expect("scale");
+        let p =
+            parse_resource_path("/apis/apps/v1/namespaces/d/deployments/web/scale").expect("scale");
         assert_eq!(p.subresource.as_deref(), Some("scale"));
         let p = parse_resource_path("/api/v1/watch/namespaces/d/pods").expect("watch");
         assert!(p.watch);

@@ -53,7 +53,9 @@ pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge {
             limit: MAX_BODY_BYTES,
         }),
-        Err(e) => Err(ApiError::BadRequest(format!("reading the body failed: {e}"))),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "reading the body failed: {e}"
+        ))),
     }
 }
 
@@ -175,14 +177,20 @@ mod tests {
     #[test]
     fn query_strings_decode() {
         let q = parse_query(Some("labelSelector=app%3Dweb%2Ctier+in+%28a%29&watch=true"));
-        assert_eq!(query_value(&q, "labelSelector"), Some("app=web,tier in (a)"));
+        assert_eq!(
+            query_value(&q, "labelSelector"),
+            Some("app=web,tier in (a)")
+        );
         assert_eq!(query_value(&q, "watch"), Some("true"));
     }
 
     #[test]
     fn kubectl_accept_headers_negotiate() {
         let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(table)).expect("table"), Representation::Table);
+        assert_eq!(
+            negotiate(Some(table)).expect("table"),
+            Representation::Table
+        );
         assert_eq!(
             negotiate(Some("application/vnd.kubernetes.protobuf, */*")).expect("json"),
             Representation::Json

@@ -43,12 +43,12 @@ impl ListParams {
         for (k, v) in query {
             match k.as_str() {
                 "labelSelector" => {
-                    params.labels = LabelSelector::parse(v)
-                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    params.labels =
+                        LabelSelector::parse(v).map_err(|e| ApiError::BadRequest(e.to_string()))?;
                 }
                 "fieldSelector" => {
-                    params.fields = FieldSelector::parse(v)
-                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    params.fields =
+                        FieldSelector::parse(v).map_err(|e| ApiError::BadRequest(e.to_string()))?;
                 }
                 "limit" => params.limit = v.parse().unwrap_or(0),
                 "continue" if !v.is_empty() => params.continue_token = Some(v.clone()),
@@ -88,7 +88,11 @@ fn decode_token(token: &str) -> Result<(i64, String), ApiError> {
 
 /// The narrowest key prefix for the request: a single name or namespace when the field
 /// selector pins one.
-pub fn scan_prefix(resource: &ResourceType, namespace: Option<&str>, params: &ListParams) -> String {
+pub fn scan_prefix(
+    resource: &ResourceType,
+    namespace: Option<&str>,
+    params: &ListParams,
+) -> String {
     let namespace = namespace.or_else(|| {
         resource
             .namespaced

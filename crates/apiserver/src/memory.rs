@@ -90,7 +90,7 @@ impl Store for MemoryStore {
         let start = options
             .start_after
             .clone()
-            .map(|s| std::ops::Bound::Excluded(s))
+            .map(std::ops::Bound::Excluded)
             .unwrap_or(std::ops::Bound::Included(prefix.to_string()));
         let mut items = Vec::new();
         let mut more = false;
@@ -221,7 +221,11 @@ impl Store for MemoryStore {
             .filter(|e| revision_of(e) > from && key_of(e).is_some_and(|k| k.starts_with(&prefix)))
             .cloned()
             .collect();
-        let last = past.last().map(revision_of).unwrap_or(from).max(inner.revision);
+        let last = past
+            .last()
+            .map(revision_of)
+            .unwrap_or(from)
+            .max(inner.revision);
         // Subscribing under the lock: no write can slip between history and live events.
         let receiver = self.events.subscribe();
         drop(inner);
@@ -229,7 +233,9 @@ impl Store for MemoryStore {
             match rx.recv().await {
                 Ok(event) => Some((Ok(event), rx)),
                 Err(broadcast::error::RecvError::Lagged(n)) => Some((
-                    Err(StoreError::Backend(format!("watcher fell behind by {n} events"))),
+                    Err(StoreError::Backend(format!(
+                        "watcher fell behind by {n} events"
+                    ))),
                     rx,
                 )),
                 Err(broadcast::error::RecvError::Closed) => None,
@@ -242,7 +248,9 @@ impl Store for MemoryStore {
             };
             futures::future::ready(keep)
         });
-        Ok(Box::pin(futures::stream::iter(past.into_iter().map(Ok)).chain(live)))
+        Ok(Box::pin(
+            futures::stream::iter(past.into_iter().map(Ok)).chain(live),
+        ))
     }
 
     async fn revision(&self) -> Result<i64, StoreError> {
@@ -251,7 +259,11 @@ impl Store for MemoryStore {
 
     async fn compact(&self, revision: i64) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
-        while inner.history.front().is_some_and(|e| revision_of(e) <= revision) {
+        while inner
+            .history
+            .front()
+            .is_some_and(|e| revision_of(e) <= revision)
+        {
             inner.history.pop_front();
         }
         inner.compacted = inner.compacted.max(revision);
@@ -268,8 +280,14 @@ mod tests {
         let store = MemoryStore::new();
         let r1 = store.create("/a/1", b"x".to_vec()).await.expect("create");
         let mut watch = store.watch("/a/", r1 - 1).await.expect("watch");
-        store.update("/a/1", b"y".to_vec(), Some(r1)).await.expect("update");
-        store.create("/b/1", b"z".to_vec()).await.expect("create other prefix");
+        store
+            .update("/a/1", b"y".to_vec(), Some(r1))
+            .await
+            .expect("update");
+        store
+            .create("/b/1", b"z".to_vec())
+            .await
+            .expect("create other prefix");
         store.delete("/a/1", None).await.expect("delete");
         let first = watch.next().await.expect("event").expect("ok");
         assert!(matches!(first, Event::Put { prev: None, .. }));
@@ -283,7 +301,10 @@ mod tests {
     async fn compacted_watch_fails() {
         let store = MemoryStore::new();
         let r = store.create("/a/1", b"x".to_vec()).await.expect("create");
-        store.update("/a/1", b"y".to_vec(), None).await.expect("update");
+        store
+            .update("/a/1", b"y".to_vec(), None)
+            .await
+            .expect("update");
         store.compact(r + 1).await.expect("compact");
         assert!(matches!(
             store.watch("/a/", r - 1).await,

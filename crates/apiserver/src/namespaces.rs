@@ -13,7 +13,8 @@ use crate::objects;
 use crate::registry::UpdateMode;
 
 /// Namespaces created at start.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// The field manager of the server's own writes.
 pub const SERVER_MANAGER: &str = "berth-apiserver";
@@ -44,7 +45,11 @@ pub async fn finish_namespace(api: &Arc<Api>, name: &str) -> Result<bool, ApiErr
     let Some(ns_resource) = api.resource("", "v1", "namespaces") else {
         return Ok(true);
     };
-    let Some(kv) = api.store().get(&format!("/registry/namespaces/{name}")).await? else {
+    let Some(kv) = api
+        .store()
+        .get(&format!("/registry/namespaces/{name}"))
+        .await?
+    else {
         return Ok(true);
     };
     let namespace = objects::decode(&kv, &ns_resource)?;
@@ -73,9 +78,14 @@ pub async fn finish_namespace(api: &Arc<Api>, name: &str) -> Result<bool, ApiErr
                 propagation: Some("Background".into()),
                 ..Default::default()
             };
-            match api.delete(&resource, Some(name), &object_name, &delete, &options).await {
+            match api
+                .delete(&resource, Some(name), &object_name, &delete, &options)
+                .await
+            {
                 Ok(_) | Err(ApiError::NotFound { .. }) => {}
-                Err(e) => tracing::warn!(namespace = name, object = %object_name, error = %e, "namespace cleanup failed"),
+                Err(e) => {
+                    tracing::warn!(namespace = name, object = %object_name, error = %e, "namespace cleanup failed")
+                }
             }
         }
     }
@@ -84,7 +94,10 @@ pub async fn finish_namespace(api: &Arc<Api>, name: &str) -> Result<bool, ApiErr
         let left: i64 = {
             let mut n = 0;
             for resource in api.stored_resources(true) {
-                n += api.store().count(&objects::list_prefix(&resource, Some(name))).await?;
+                n += api
+                    .store()
+                    .count(&objects::list_prefix(&resource, Some(name)))
+                    .await?;
             }
             n
         };
@@ -97,7 +110,14 @@ pub async fn finish_namespace(api: &Arc<Api>, name: &str) -> Result<bool, ApiErr
         spec.insert("finalizers".into(), json!([]));
     }
     match api
-        .write_update(&ns_resource, &kv, finished, None, &options, UpdateMode::Retry)
+        .write_update(
+            &ns_resource,
+            &kv,
+            finished,
+            None,
+            &options,
+            UpdateMode::Retry,
+        )
         .await
     {
         Ok(_) => {}

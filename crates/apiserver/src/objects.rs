@@ -57,7 +57,11 @@ pub fn finish(object: &mut Value, resource: &ResourceType, revision: i64) {
         map.insert("apiVersion".into(), Value::String(resource.api_version()));
         map.insert("kind".into(), Value::String(resource.kind.clone()));
     }
-    set_meta(object, "resourceVersion", Value::String(revision.to_string()));
+    set_meta(
+        object,
+        "resourceVersion",
+        Value::String(revision.to_string()),
+    );
 }
 
 /// The bytes to store: the object without `resourceVersion`.
@@ -100,7 +104,11 @@ pub fn finalizers(object: &Value) -> Vec<String> {
     object
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -213,7 +221,10 @@ mod tests {
             key(&rt("apps", "deployments", true), Some("ns"), "d"),
             "/registry/apps/deployments/ns/d"
         );
-        assert_eq!(key(&rt("", "nodes", false), Some("x"), "n"), "/registry/nodes/n");
+        assert_eq!(
+            key(&rt("", "nodes", false), Some("x"), "n"),
+            "/registry/nodes/n"
+        );
         assert_eq!(list_prefix(&rt("", "pods", true), None), "/registry/pods/");
     }
 

@@ -63,10 +63,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             if value.is_null() {
                 target_map.remove(key);
             } else {
-                merge_patch(
-                    target_map.entry(key.clone()).or_insert(Value::Null),
-                    value,
-                );
+                merge_patch(target_map.entry(key.clone()).or_insert(Value::Null), value);
             }
         }
     }
@@ -202,7 +199,11 @@ pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), PatchError> {
                     });
                 }
             }
-            other => return Err(PatchError::Malformed(format!("unknown operation {other:?}"))),
+            other => {
+                return Err(PatchError::Malformed(format!(
+                    "unknown operation {other:?}"
+                )));
+            }
         }
     }
     *target = doc;

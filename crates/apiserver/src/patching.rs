@@ -54,7 +54,13 @@ pub fn scale_of(resource: &ResourceType, object: &Value) -> Result<Value, ApiErr
         });
     let meta = object.get("metadata").cloned().unwrap_or(json!({}));
     let mut metadata = json!({});
-    for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(field) {
             metadata[field] = v.clone();
         }
@@ -156,7 +162,10 @@ impl Api {
                     apply: true,
                     ..options.clone()
                 };
-                match self.create(resource, namespace, created, &apply_options).await {
+                match self
+                    .create(resource, namespace, created, &apply_options)
+                    .await
+                {
                     Err(ApiError::AlreadyExists { .. }) => continue,
                     other => return other,
                 }
@@ -195,7 +204,14 @@ impl Api {
                 });
             }
             match self
-                .write_update(resource, &kv, new, write_sub, &write_options, UpdateMode::Retry)
+                .write_update(
+                    resource,
+                    &kv,
+                    new,
+                    write_sub,
+                    &write_options,
+                    UpdateMode::Retry,
+                )
                 .await
             {
                 Err(ApiError::Store(StoreError::Conflict { .. })) => continue,

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use rand::Rng;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 
 /// Failures preparing the credentials.
@@ -109,7 +109,9 @@ pub fn listen_host(listen: &str) -> String {
         Some((host, _)) => host,
         None => listen,
     };
-    host.trim_start_matches('[').trim_end_matches(']').to_string()
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
 }
 
 /// Creates what is missing in `data_dir` and returns the credentials for `listen`.

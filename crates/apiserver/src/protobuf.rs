@@ -162,7 +162,10 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, ApiError> {
             0 => Wire::Varint(varint(buf, &mut pos)?),
             2 => {
                 let len = usize::try_from(varint(buf, &mut pos)?).map_err(|_| malformed())?;
-                let end = pos.checked_add(len).filter(|e| *e <= buf.len()).ok_or_else(malformed)?;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|e| *e <= buf.len())
+                    .ok_or_else(malformed)?;
                 let bytes = &buf[pos..end];
                 pos = end;
                 Wire::Bytes(bytes)
@@ -296,7 +299,11 @@ mod tests {
     #[test]
     fn configmap_envelope_decodes() {
         let type_meta = [field(1, b"v1"), field(2, b"ConfigMap")].concat();
-        let meta = [field(1, b"c1"), field(11, &[field(1, b"app"), field(2, b"web")].concat())].concat();
+        let meta = [
+            field(1, b"c1"),
+            field(11, &[field(1, b"app"), field(2, b"web")].concat()),
+        ]
+        .concat();
         let data = field(2, &[field(1, b"a"), field(2, b"b")].concat());
         let raw = [field(1, &meta), data].concat();
         let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, &raw)].concat();

@@ -112,7 +112,9 @@ impl Api {
     ) -> Result<Value, ApiError> {
         check_type(resource, &object)?;
         if !object.is_object() {
-            return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
         }
         let body_ns = meta_str(&object, "namespace").unwrap_or("").to_string();
         if resource.namespaced {
@@ -151,9 +153,17 @@ impl Api {
                 "uid".into(),
                 Value::String(uuid::Uuid::new_v4().to_string()),
             );
-            meta.insert("creationTimestamp".into(), Value::String(objects::now_rfc3339()));
+            meta.insert(
+                "creationTimestamp".into(),
+                Value::String(objects::now_rfc3339()),
+            );
             meta.insert("generation".into(), json!(1));
-            for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+            for field in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
                 meta.remove(field);
             }
             if !options.apply {
@@ -234,8 +244,15 @@ impl Api {
         {
             return Err(conflict(resource, name));
         }
-        self.write_update(resource, &kv, object, subresource, options, UpdateMode::Client)
-            .await
+        self.write_update(
+            resource,
+            &kv,
+            object,
+            subresource,
+            options,
+            UpdateMode::Client,
+        )
+        .await
     }
 
     /// Turns a requested new state into the stored one (system metadata kept, status or
@@ -280,7 +297,13 @@ impl Api {
         {
             let old_meta = old.get("metadata").cloned().unwrap_or(Value::Null);
             let meta = meta_mut(&mut new);
-            let mut system = vec!["name", "namespace", "uid", "creationTimestamp", "generation"];
+            let mut system = vec![
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "generation",
+            ];
             if mode != UpdateMode::Delete || objects::is_deleting(&old) {
                 system.extend(["deletionTimestamp", "deletionGracePeriodSeconds"]);
             }
@@ -340,7 +363,9 @@ impl Api {
             .is_some_and(|f| !f.is_empty())
             && resource.group.is_empty()
             && resource.kind == "Namespace";
-        if objects::is_deleting(&new) && objects::finalizers(&new).is_empty() && !namespace_finalizers
+        if objects::is_deleting(&new)
+            && objects::finalizers(&new).is_empty()
+            && !namespace_finalizers
         {
             // The last finalizer is gone: the deletion completes now.
             return self.remove(resource, kv, new).await;

@@ -112,7 +112,11 @@ impl LabelSelector {
                 let key = e["key"].as_str().unwrap_or("").to_string();
                 let values: Vec<String> = e["values"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let op = match e["operator"].as_str().unwrap_or("") {
                     "In" => Op::In(values),
@@ -242,13 +246,27 @@ mod tests {
     fn label_operators_select_like_upstream() {
         let o = obj();
         let yes = [
-            "app=web", "app==web", "app!=db", "app in (web,db)", "app notin (db)", "tier",
-            "!missing", "app=web,tier in (fe)", "",
+            "app=web",
+            "app==web",
+            "app!=db",
+            "app in (web,db)",
+            "app notin (db)",
+            "tier",
+            "!missing",
+            "app=web,tier in (fe)",
+            "",
         ];
         for s in yes {
             assert!(LabelSelector::parse(s).expect(s).matches(&o), "{s}");
         }
-        let no = ["app=db", "app!=web", "app in (db)", "app notin (web,x)", "missing", "!app"];
+        let no = [
+            "app=db",
+            "app!=web",
+            "app in (db)",
+            "app notin (web,x)",
+            "missing",
+            "!app",
+        ];
         for s in no {
             assert!(!LabelSelector::parse(s).expect(s).matches(&o), "{s}");
         }
@@ -263,10 +281,19 @@ mod tests {
     #[test]
     fn field_selectors_read_dotted_paths() {
         let o = obj();
-        for s in ["metadata.name=a", "status.phase=Running", "spec.nodeName!=n2", "spec.missing="] {
+        for s in [
+            "metadata.name=a",
+            "status.phase=Running",
+            "spec.nodeName!=n2",
+            "spec.missing=",
+        ] {
             assert!(FieldSelector::parse(s).expect(s).matches(&o), "{s}");
         }
-        assert!(!FieldSelector::parse("metadata.namespace=x").expect("parse").matches(&o));
+        assert!(
+            !FieldSelector::parse("metadata.namespace=x")
+                .expect("parse")
+                .matches(&o)
+        );
     }
 
     #[test]

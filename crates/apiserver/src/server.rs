@@ -66,11 +66,13 @@ fn tls_config(credentials: &pki::Credentials) -> Result<rustls::ServerConfig, Se
             .add(cert)
             .map_err(|e| ServeError::Tls(e.to_string()))?;
     }
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| ServeError::Tls(e.to_string()))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| ServeError::Tls(e.to_string()))?;
     let key: PrivateKeyDer<'static> =
         rustls_pemfile::private_key(&mut credentials.server_key_pem.as_bytes())
             .map_err(|e| ServeError::Tls(e.to_string()))?

@@ -13,17 +13,29 @@ pub fn human_duration(seconds: i64) -> String {
         0..=119 => format!("{s}s"),
         120..=599 => {
             let (m, rest) = (s / 60, s % 60);
-            if rest == 0 { format!("{m}m") } else { format!("{m}m{rest}s") }
+            if rest == 0 {
+                format!("{m}m")
+            } else {
+                format!("{m}m{rest}s")
+            }
         }
         600..=10_799 => format!("{}m", s / 60),
         10_800..=28_799 => {
             let (h, m) = (s / 3600, (s % 3600) / 60);
-            if m == 0 { format!("{h}h") } else { format!("{h}h{m}m") }
+            if m == 0 {
+                format!("{h}h")
+            } else {
+                format!("{h}h{m}m")
+            }
         }
         28_800..=172_799 => format!("{}h", s / 3600),
         172_800..=691_199 => {
             let (d, h) = (s / 86_400, (s % 86_400) / 3600);
-            if h == 0 { format!("{d}d") } else { format!("{d}d{h}h") }
+            if h == 0 {
+                format!("{d}d")
+            } else {
+                format!("{d}d{h}h")
+            }
         }
         691_200..=63_071_999 => format!("{}d", s / 86_400),
         _ => format!("{}y", s / 31_536_000),
@@ -34,7 +46,9 @@ fn age(object: &Value, now: chrono::DateTime<chrono::Utc>) -> Value {
     let created = meta_str(object, "creationTimestamp")
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
     match created {
-        Some(t) => json!(human_duration((now - t.with_timezone(&chrono::Utc)).num_seconds())),
+        Some(t) => json!(human_duration(
+            (now - t.with_timezone(&chrono::Utc)).num_seconds()
+        )),
         None => json!("<unknown>"),
     }
 }
@@ -90,7 +104,10 @@ pub fn table(
             let cells = if custom_cells {
                 catalog.table_cells(resource, object, now)
             } else {
-                vec![json!(meta_str(object, "name").unwrap_or("")), age(object, now)]
+                vec![
+                    json!(meta_str(object, "name").unwrap_or("")),
+                    age(object, now),
+                ]
             };
             let mut row = json!({"cells": cells});
             match include_object {
@@ -138,7 +155,8 @@ mod tests {
             scale_subresource: None,
             custom: false,
         };
-        let object = json!({"metadata": {"name": "a", "creationTimestamp": "2020-01-01T00:00:00Z"}});
+        let object =
+            json!({"metadata": {"name": "a", "creationTimestamp": "2020-01-01T00:00:00Z"}});
         let t = table(&Catalog::default(), &rt, &[object], json!({}), None);
         assert_eq!(t["rows"][0]["cells"][0], "a");
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");

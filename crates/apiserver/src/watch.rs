@@ -206,7 +206,8 @@ mod tests {
 
     async fn put(store: &MemoryStore, name: &str, app: &str) -> i64 {
         let key = format!("/registry/configmaps/default/{name}");
-        let body = json!({"metadata": {"name": name, "namespace": "default", "labels": {"app": app}}});
+        let body =
+            json!({"metadata": {"name": name, "namespace": "default", "labels": {"app": app}}});
         let bytes = serde_json::to_vec(&body).expect("json");
         match store.get(&key).await.expect("get") {
             Some(_) => store.update(&key, bytes, None).await.expect("update"),
@@ -224,7 +225,11 @@ mod tests {
             resource_version: Some(rv.to_string()),
             ..Default::default()
         };
-        let mut watch = Box::pin(api.watch(&configmaps(), Some("default"), &params).await.expect("watch"));
+        let mut watch = Box::pin(
+            api.watch(&configmaps(), Some("default"), &params)
+                .await
+                .expect("watch"),
+        );
         put(&store, "a", "db").await;
         put(&store, "a", "db").await;
         put(&store, "a", "web").await;
@@ -265,7 +270,11 @@ mod tests {
             resource_version: Some((rv - 1).to_string()),
             ..Default::default()
         };
-        let mut watch = Box::pin(api.watch(&configmaps(), Some("default"), &params).await.expect("watch"));
+        let mut watch = Box::pin(
+            api.watch(&configmaps(), Some("default"), &params)
+                .await
+                .expect("watch"),
+        );
         let e = watch.next().await.expect("error event");
         assert_eq!(e["type"], "ERROR");
         assert_eq!(e["object"]["code"], 410);

@@ -61,7 +61,8 @@ fn merge_map(
             continue;
         }
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(items)), Some(remove)) = (map.get_mut(field), value.as_array())
+            if let (Some(Value::Array(items)), Some(remove)) =
+                (map.get_mut(field), value.as_array())
             {
                 items.retain(|item| !remove.contains(item));
             }
