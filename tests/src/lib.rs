@@ -1,4 +1,40 @@
 //! Harness for berth's end-to-end tests: locating the built binary, starting daemons in
-//! temporary roots, and building fixture images.
+//! temporary roots, running the real docker CLI and Python SDK against them, and building
+//! fixture images from Debian's static busybox.
 
+pub mod daemon;
+pub mod fixtures;
+pub mod http;
 pub mod kube;
+
+pub use daemon::Daemon;
+
+/// Path of the static busybox the fixtures are built from.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Environment variable naming the `berth` binary under test.
+pub const BERTH_BIN_ENV: &str = "BERTH_BIN";
+
+/// The `berth` binary: `$BERTH_BIN`, else `<dir of the test executable>/../berth`.
+pub fn berth_bin() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os(BERTH_BIN_ENV) {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().expect("test executable has a directory");
+    let candidate = dir.join("../berth");
+    assert!(
+        candidate.exists(),
+        "berth binary not found at {} (build it with `cargo build -p berth` or set BERTH_BIN)",
+        candidate.display()
+    );
+    candidate
+}
+
+/// True when running as root (tests needing root are `#[ignore]`d otherwise).
+pub fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
+    let uid = unsafe { libc::getuid() };
+    uid == 0
+}

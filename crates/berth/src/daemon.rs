@@ -2,6 +2,12 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+use berth_engine::CancellationToken;
+use berth_engine::{Engine, EngineConfig};
+use berth_image::ImageStore;
+use berth_runtime::{Runtime, RuntimeConfig};
+
 /// Arguments of `berth daemon`.
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
@@ -18,6 +24,60 @@ pub struct DaemonArgs {
 
 /// Runs the daemon until SIGINT/SIGTERM.
 pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("berth daemon is not implemented yet")
+    // Two workers keep latency low under concurrent requests while the idle footprint
+    // stays small; blocking work (tar, fsync) goes to the blocking pool.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .thread_keep_alive(std::time::Duration::from_secs(5))
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: DaemonArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.root)
+        .with_context(|| format!("creating root {}", args.root.display()))?;
+    let root = std::fs::canonicalize(&args.root)
+        .with_context(|| format!("resolving root {}", args.root.display()))?;
+    let default_runtime = berth_engine::runtimes::resolve(&args.runtime)
+        .map_err(|e| anyhow::anyhow!("--runtime {}: {e}", args.runtime))?
+        .unwrap_or(berth_runtime::RuntimeKind::Builtin);
+    let images = ImageStore::open(&root.join("image")).context("opening the image store")?;
+    let runtime = Runtime::new(RuntimeConfig {
+        state_dir: root.join("runtime"),
+        shim_binary: std::env::current_exe().context("locating the berth executable")?,
+        default_runtime,
+    })
+    .context("opening the runtime")?;
+    let engine = Engine::new(
+        EngineConfig {
+            root: root.clone(),
+            default_runtime: args.runtime.clone(),
+        },
+        images,
+        runtime,
+    )
+    .context("opening the engine")?;
+    engine.restore().await.context("restoring containers")?;
+    let listener = berth_engine::server::bind(&args.socket).context("binding the API socket")?;
+    tracing::info!(root = %root.display(), socket = %args.socket.display(), runtime = %args.runtime, "berth daemon serving");
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(berth_engine::server::serve(
+        engine.clone(),
+        listener,
+        cancel.clone(),
+    ));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down; containers keep running");
+    cancel.cancel();
+    let _ = server.await;
+    let _ = std::fs::remove_file(&args.socket);
+    Ok(())
 }

@@ -107,9 +107,15 @@ mod tests {
 
     #[test]
     fn strips_any_version_prefix() {
-        assert_eq!(strip_version("/v1.47/containers/json"), (Some("1.47"), "/containers/json"));
+        assert_eq!(
+            strip_version("/v1.47/containers/json"),
+            (Some("1.47"), "/containers/json")
+        );
         assert_eq!(strip_version("/v1.24/_ping"), (Some("1.24"), "/_ping"));
-        assert_eq!(strip_version("/containers/json"), (None, "/containers/json"));
+        assert_eq!(
+            strip_version("/containers/json"),
+            (None, "/containers/json")
+        );
         assert_eq!(strip_version("/volumes"), (None, "/volumes"));
         assert!(check_version("1.47").is_ok());
         assert!(check_version("1.12").is_err());

@@ -105,7 +105,11 @@ pub fn apply(defaults: &mut ContainerDefaults, changes: &[String]) -> Result<()>
             "EXPOSE" => {
                 let ports = defaults.exposed_ports.get_or_insert_with(BTreeMap::new);
                 for p in words(arg) {
-                    let p = if p.contains('/') { p } else { format!("{p}/tcp") };
+                    let p = if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    };
                     ports.insert(p, serde_json::json!({}));
                 }
             }
@@ -164,7 +168,11 @@ mod tests {
         );
         assert_eq!(d.env, Some(vec!["B=two words".into(), "A=3".into()]));
         assert_eq!(d.working_dir.as_deref(), Some("/srv"));
-        assert!(d.exposed_ports.as_ref().is_some_and(|p| p.contains_key("80/tcp")));
+        assert!(
+            d.exposed_ports
+                .as_ref()
+                .is_some_and(|p| p.contains_key("80/tcp"))
+        );
         assert_eq!(
             d.entrypoint,
             Some(vec!["/bin/sh".into(), "-c".into(), "echo x".into()])

@@ -18,8 +18,15 @@ pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 /// Fills `config` from the image's defaults as dockerd does (`merge` in daemon/commit.go).
 pub fn merge_image_defaults(config: &mut Config, image: &Image) {
     let Some(d) = image.config.config.as_ref() else {
-        if config.env.as_ref().is_none_or(|e| !e.iter().any(|v| v.starts_with("PATH="))) {
-            config.env.get_or_insert_with(Vec::new).insert(0, DEFAULT_PATH.into());
+        if config
+            .env
+            .as_ref()
+            .is_none_or(|e| !e.iter().any(|v| v.starts_with("PATH=")))
+        {
+            config
+                .env
+                .get_or_insert_with(Vec::new)
+                .insert(0, DEFAULT_PATH.into());
         }
         return;
     };
@@ -102,8 +109,7 @@ pub fn validate_host_config(hc: &HostConfig) -> Result<()> {
     }
     if hc.restart_policy.maximum_retry_count > 0 && policy != "on-failure" {
         return Err(EngineError::InvalidArgument(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                .into(),
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'".into(),
         ));
     }
     if hc.auto_remove && !matches!(policy, "" | "no") {
@@ -167,7 +173,9 @@ impl Engine {
         let mut config = request.config;
         let mut host_config = request.host_config.unwrap_or_default();
         if config.image.is_empty() {
-            return Err(EngineError::InvalidArgument("config cannot be empty in order to create a container".into()));
+            return Err(EngineError::InvalidArgument(
+                "config cannot be empty in order to create a container".into(),
+            ));
         }
         validate_host_config(&host_config)?;
         crate::runtimes::resolve(&host_config.runtime)?;
@@ -207,7 +215,10 @@ impl Engine {
             };
         }
         let name = self.reserve_name(name, &id)?;
-        match self.finish_create(&id, &name, config, host_config, path, args, &image).await {
+        match self
+            .finish_create(&id, &name, config, host_config, path, args, &image)
+            .await
+        {
             Ok(c) => {
                 let entry = Entry::new(c.clone());
                 self.registry().by_id.insert(id.clone(), entry);
@@ -218,7 +229,9 @@ impl Engine {
             Err(e) => {
                 self.registry().names.remove(&name);
                 let cid = id.clone();
-                let _ = self.with_images(move |s| Ok(s.remove_snapshot(&cid)?)).await;
+                let _ = self
+                    .with_images(move |s| Ok(s.remove_snapshot(&cid)?))
+                    .await;
                 let _ = self.store.finish_remove(&id);
                 Err(e)
             }
@@ -246,7 +259,9 @@ impl Engine {
                         return Ok(n);
                     }
                 }
-                Err(EngineError::Internal("could not generate a unique name".into()))
+                Err(EngineError::Internal(
+                    "could not generate a unique name".into(),
+                ))
             }
         }
     }

@@ -42,7 +42,9 @@ pub struct Entry {
 
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Entry").field("data", &self.data).finish_non_exhaustive()
+        f.debug_struct("Entry")
+            .field("data", &self.data)
+            .finish_non_exhaustive()
     }
 }
 
@@ -233,7 +235,10 @@ mod tests {
 
     #[test]
     fn familiar_names() {
-        assert_eq!(familiar("docker.io/library/busybox:latest"), "busybox:latest");
+        assert_eq!(
+            familiar("docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
         assert_eq!(familiar("docker.io/me/app:1"), "me/app:1");
         assert_eq!(familiar("localhost:5000/x:1"), "localhost:5000/x:1");
     }

@@ -90,9 +90,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
                     i += 1;
                 }
             }
-            Some((b'?', rest)) => {
-                !t.is_empty() && t[0] != b'/' && go(rest, &t[1..])
-            }
+            Some((b'?', rest)) => !t.is_empty() && t[0] != b'/' && go(rest, &t[1..]),
             Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
         }
     }
@@ -105,8 +103,8 @@ mod tests {
 
     #[test]
     fn parses_both_filter_shapes() {
-        let f = Filters::parse(Some(r#"{"status":{"exited":true},"name":["web"]}"#))
-            .expect("parse");
+        let f =
+            Filters::parse(Some(r#"{"status":{"exited":true},"name":["web"]}"#)).expect("parse");
         assert_eq!(f.get("status"), Some(&["exited".to_string()][..]));
         assert_eq!(f.get("name"), Some(&["web".to_string()][..]));
         assert!(Filters::parse(Some("{")).is_err());

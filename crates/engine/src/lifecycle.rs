@@ -63,7 +63,8 @@ impl Engine {
         }
         let id = c.id.clone();
         let cid = id.clone();
-        self.with_images(move |s| Ok(s.mount_snapshot(&cid)?)).await?;
+        self.with_images(move |s| Ok(s.mount_snapshot(&cid)?))
+            .await?;
         let net = spec::network(&c.host_config.network_mode, |other| {
             self.lookup(other)
                 .ok()
@@ -125,7 +126,12 @@ impl Engine {
                     .clear();
                 let _ = self.runtime.delete(&id).await;
                 self.persist(&snapshot);
-                self.container_event(&snapshot, "die", &[("exitCode", code.to_string())], Some(code));
+                self.container_event(
+                    &snapshot,
+                    "die",
+                    &[("exitCode", code.to_string())],
+                    Some(code),
+                );
                 return Err(e);
             }
         };
@@ -396,7 +402,10 @@ impl Engine {
             .retain(|_, e| e.container_id != c.id);
         let _ = self.runtime.delete(&c.id).await;
         let cid = c.id.clone();
-        if let Err(e) = self.with_images(move |s| Ok(s.remove_snapshot(&cid)?)).await {
+        if let Err(e) = self
+            .with_images(move |s| Ok(s.remove_snapshot(&cid)?))
+            .await
+        {
             tracing::warn!(container = %c.id, error = %e, "removing snapshot failed");
         }
         self.store.finish_remove(&c.id)?;

@@ -67,7 +67,11 @@ fn render(raw: &str, opts: &LogOptions) -> Option<Bytes> {
     }
     let mut text = String::new();
     if opts.timestamps {
-        text.push_str(&line.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+        text.push_str(
+            &line
+                .time
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        );
         text.push(' ');
     }
     text.push_str(&line.log);

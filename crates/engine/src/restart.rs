@@ -29,7 +29,9 @@ pub fn should_restart(c: &Container, code: i32) -> bool {
     match p.name.as_str() {
         "always" | "unless-stopped" => true,
         "on-failure" => {
-            code != 0 && (p.maximum_retry_count == 0 || i64::from(c.restart_count) < p.maximum_retry_count)
+            code != 0
+                && (p.maximum_retry_count == 0
+                    || i64::from(c.restart_count) < p.maximum_retry_count)
         }
         _ => false,
     }
@@ -116,7 +118,10 @@ impl Engine {
         let _ = self.runtime.kill(id, crate::signal::SIGKILL).await;
         let _ = self.runtime.delete(id).await;
         let cid = id.to_string();
-        if let Err(e) = self.with_images(move |s| Ok(s.remove_snapshot(&cid)?)).await {
+        if let Err(e) = self
+            .with_images(move |s| Ok(s.remove_snapshot(&cid)?))
+            .await
+        {
             tracing::warn!(container = %id, error = %e, "removing leftover snapshot failed");
         }
         if let Err(e) = self.store.finish_remove(id) {
@@ -154,7 +159,9 @@ impl Engine {
                     g.state.oom_killed = st.oom_killed;
                     g.state.finished_at = Some(st.finished_at);
                 }
-                ContainerState::Created { .. } | ContainerState::Unknown | ContainerState::Exited(_)
+                ContainerState::Created { .. }
+                | ContainerState::Unknown
+                | ContainerState::Exited(_)
                     if was_alive =>
                 {
                     g.state.status = Status::Exited;

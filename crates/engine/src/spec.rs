@@ -106,7 +106,10 @@ pub fn container_config(
         })
         .collect();
     let mut annotations: BTreeMap<String, String> = c.config.labels.clone().unwrap_or_default();
-    annotations.insert("org.opencontainers.image.ref.name".into(), c.config.image.clone());
+    annotations.insert(
+        "org.opencontainers.image.ref.name".into(),
+        c.config.image.clone(),
+    );
     Ok(ContainerConfig {
         id: c.id.clone(),
         rootfs: rootfs.to_path_buf(),
@@ -147,13 +150,19 @@ mod tests {
     #[test]
     fn security_options_and_resources() {
         let hc = HostConfig {
-            security_opt: Some(vec!["seccomp=unconfined".into(), "no-new-privileges".into()]),
+            security_opt: Some(vec![
+                "seccomp=unconfined".into(),
+                "no-new-privileges".into(),
+            ]),
             memory: 64 << 20,
             pids_limit: Some(10),
             ..Default::default()
         };
         assert_eq!(security_opt(&hc, "seccomp").as_deref(), Some("unconfined"));
-        assert_eq!(security_opt(&hc, "no-new-privileges").as_deref(), Some("true"));
+        assert_eq!(
+            security_opt(&hc, "no-new-privileges").as_deref(),
+            Some("true")
+        );
         let r = resources(&hc);
         assert_eq!(r.memory, Some(64 << 20));
         assert_eq!(r.pids_limit, Some(10));

@@ -87,7 +87,13 @@ mod tests {
             pids_current: 3,
             pids_limit: 10,
         };
-        let v = sample("id", "n", Utc::now(), &s, Some((&Stats::default(), Utc::now())));
+        let v = sample(
+            "id",
+            "n",
+            Utc::now(),
+            &s,
+            Some((&Stats::default(), Utc::now())),
+        );
         assert_eq!(v["cpu_stats"]["cpu_usage"]["total_usage"], 10);
         assert_eq!(v["precpu_stats"]["system_cpu_usage"], 0);
         assert_eq!(v["memory_stats"]["stats"]["total_inactive_file"], 100);

@@ -157,7 +157,10 @@ mod tests {
         store.begin_remove("c").expect("begin remove");
         let loaded = store.load().expect("load");
         assert_eq!(loaded.containers.len(), 1);
-        assert_eq!(loaded.containers[0], record("a").clone_with_created(&loaded.containers[0]));
+        assert_eq!(
+            loaded.containers[0],
+            record("a").clone_with_created(&loaded.containers[0])
+        );
         let mut left = loaded.leftovers.clone();
         left.sort();
         assert_eq!(left, vec!["b".to_string(), "c".to_string()]);

@@ -103,10 +103,7 @@ impl Engine {
         let count = |f: fn(Status) -> bool| containers.iter().filter(|c| f(c.state.status)).count();
         let running = count(|s| s == Status::Running);
         let paused = count(|s| s == Status::Paused);
-        let images = self
-            .with_images(|s| Ok(s.list()?.len()))
-            .await
-            .unwrap_or(0);
+        let images = self.with_images(|s| Ok(s.list()?.len())).await.unwrap_or(0);
         let runtimes: serde_json::Map<String, Value> = crate::runtimes::available()
             .into_iter()
             .map(|(n, p)| (n, json!({"path": p})))

@@ -45,7 +45,12 @@ pub fn process_row(pid: u32) -> Option<Vec<String>> {
     let close = stat.rfind(')')?;
     let comm = stat.get(stat.find('(')? + 1..close)?.to_string();
     let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
-    let num = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let num = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     let ppid = num(1);
     let tty = num(4);
     let cpu_secs = (num(11) + num(12)) / clock_ticks();

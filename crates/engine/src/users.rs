@@ -109,8 +109,7 @@ pub fn resolve(rootfs: &Path, spec: &str, extra_groups: &[String]) -> Result<Res
         && let Some(name) = &name
     {
         for g in &all_groups {
-            if g.members.iter().any(|m| m == name) && g.gid != gid && !additional.contains(&g.gid)
-            {
+            if g.members.iter().any(|m| m == name) && g.gid != gid && !additional.contains(&g.gid) {
                 additional.push(g.gid);
             }
         }

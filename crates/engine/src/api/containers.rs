@@ -49,12 +49,20 @@ pub async fn route(
             Ok(http::empty(204))
         }
         (&Method::POST, [id, "stop"]) => {
-            let sig = q.get("signal").filter(|s| !s.is_empty()).map(signal::parse).transpose()?;
+            let sig = q
+                .get("signal")
+                .filter(|s| !s.is_empty())
+                .map(signal::parse)
+                .transpose()?;
             engine.stop(id, sig, q.int("t")?).await?;
             Ok(http::empty(204))
         }
         (&Method::POST, [id, "restart"]) => {
-            let sig = q.get("signal").filter(|s| !s.is_empty()).map(signal::parse).transpose()?;
+            let sig = q
+                .get("signal")
+                .filter(|s| !s.is_empty())
+                .map(signal::parse)
+                .transpose()?;
             engine.restart(id, sig, q.int("t")?).await?;
             Ok(http::empty(204))
         }
@@ -99,7 +107,12 @@ pub async fn route(
             if c.state.status.is_alive() {
                 engine
                     .runtime
-                    .resize(&c.id, None, h.clamp(0, 65535) as u16, w.clamp(0, 65535) as u16)
+                    .resize(
+                        &c.id,
+                        None,
+                        h.clamp(0, 65535) as u16,
+                        w.clamp(0, 65535) as u16,
+                    )
                     .await?;
             }
             Ok(http::empty(200))
@@ -211,8 +224,21 @@ pub async fn route_exec(
 fn list(engine: &Engine, q: &Query) -> Result<Response<Body>> {
     let f = Filters::parse(q.get("filters"))?;
     f.only(&[
-        "name", "status", "label", "ancestor", "id", "exited", "before", "since", "network",
-        "volume", "health", "isolation", "is-task", "publish", "expose",
+        "name",
+        "status",
+        "label",
+        "ancestor",
+        "id",
+        "exited",
+        "before",
+        "since",
+        "network",
+        "volume",
+        "health",
+        "isolation",
+        "is-task",
+        "publish",
+        "expose",
     ])?;
     let all = q.flag("all");
     let mut cs: Vec<Container> = engine.containers();
@@ -327,7 +353,9 @@ async fn attach(
                 let s = engine.runtime.attach(&c.id).await?;
                 Box::pin(async move { Some(s) })
             }
-            Status::Created | Status::Restarting | Status::Exited if c.state.status != Status::Exited || !c.has_been_started => {
+            Status::Created | Status::Restarting | Status::Exited
+                if c.state.status != Status::Exited || !c.has_been_started =>
+            {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 entry
                     .pending_attach
@@ -347,7 +375,14 @@ async fn attach(
             }
         }
     };
-    Ok(stream::session(upgrade, c.config.tty, wanted, preamble, streams, None))
+    Ok(stream::session(
+        upgrade,
+        c.config.tty,
+        wanted,
+        preamble,
+        streams,
+        None,
+    ))
 }
 
 fn logs_endpoint(engine: &Arc<Engine>, id: &str, q: &Query) -> Result<Response<Body>> {
@@ -437,7 +472,10 @@ async fn stats_endpoint(engine: &Arc<Engine>, id: &str, q: &Query) -> Result<Res
     if !streaming {
         let now = chrono::Utc::now();
         let s = engine.runtime.stats(&c.id).await?;
-        return Ok(http::json(200, &stats::sample(&c.id, &c.name, now, &s, None)));
+        return Ok(http::json(
+            200,
+            &stats::sample(&c.id, &c.name, now, &s, None),
+        ));
     }
     let (tx, rx) = mpsc::channel(4);
     let engine = engine.clone();
@@ -451,7 +489,8 @@ async fn stats_endpoint(engine: &Arc<Engine>, id: &str, q: &Query) -> Result<Res
             let now = chrono::Utc::now();
             let v = match (alive, engine.runtime.stats(&id).await) {
                 (true, Ok(s)) => {
-                    let v = stats::sample(&id, &name, now, &s, previous.as_ref().map(|(p, t)| (p, *t)));
+                    let v =
+                        stats::sample(&id, &name, now, &s, previous.as_ref().map(|(p, t)| (p, *t)));
                     previous = Some((s, now));
                     v
                 }
@@ -484,7 +523,9 @@ async fn archive_endpoint(
         PathBuf::from(format!("/proc/{}/root", c.state.pid))
     } else {
         let cid = c.id.clone();
-        let snap = engine.with_images(move |s| Ok(s.mount_snapshot(&cid)?)).await?;
+        let snap = engine
+            .with_images(move |s| Ok(s.mount_snapshot(&cid)?))
+            .await?;
         snap.merged
     };
     let path = if path.starts_with('/') {

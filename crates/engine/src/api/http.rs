@@ -33,16 +33,14 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h * 16 + l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' if plus_is_space => out.push(b' '),
             b => out.push(b),
         }
@@ -111,9 +109,10 @@ impl Query {
     pub fn int(&self, key: &str) -> Result<Option<i64>> {
         match self.get(key).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| {
-                EngineError::InvalidArgument(format!("invalid value for {key}: {v}"))
-            }),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| EngineError::InvalidArgument(format!("invalid value for {key}: {v}"))),
         }
     }
 }
@@ -121,10 +120,19 @@ impl Query {
 /// Adds the headers every Docker API response carries.
 pub fn with_headers(mut resp: Response<Body>) -> Response<Body> {
     let h = resp.headers_mut();
-    h.insert("api-version", hyper::header::HeaderValue::from_static(API_VERSION));
-    h.insert("docker-experimental", hyper::header::HeaderValue::from_static("false"));
+    h.insert(
+        "api-version",
+        hyper::header::HeaderValue::from_static(API_VERSION),
+    );
+    h.insert(
+        "docker-experimental",
+        hyper::header::HeaderValue::from_static("false"),
+    );
     h.insert("ostype", hyper::header::HeaderValue::from_static("linux"));
-    h.insert("server", hyper::header::HeaderValue::from_static("Docker/berth (linux)"));
+    h.insert(
+        "server",
+        hyper::header::HeaderValue::from_static("Docker/berth (linux)"),
+    );
     resp
 }
 
@@ -134,7 +142,11 @@ fn status(code: u16) -> StatusCode {
 
 /// A response with a body and content type.
 pub fn bytes(code: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()).map_err(|never| match never {}).boxed_unsync());
+    let mut r = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     *r.status_mut() = status(code);
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
@@ -206,7 +218,8 @@ pub async fn read_json<T: serde::de::DeserializeOwned + Default>(body: Incoming)
     if v.is_null() {
         return Ok(T::default());
     }
-    serde_json::from_value(v).map_err(|e| EngineError::InvalidArgument(format!("invalid JSON: {e}")))
+    serde_json::from_value(v)
+        .map_err(|e| EngineError::InvalidArgument(format!("invalid JSON: {e}")))
 }
 
 /// A blocking reader over a streamed request body (for tar uploads).

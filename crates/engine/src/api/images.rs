@@ -24,7 +24,10 @@ pub async fn route(
     path: &str,
     q: &Query,
 ) -> Result<Response<Body>> {
-    let rest = path.trim_start_matches('/').strip_prefix("images").unwrap_or("");
+    let rest = path
+        .trim_start_matches('/')
+        .strip_prefix("images")
+        .unwrap_or("");
     let rest = rest.trim_start_matches('/');
     let decoded = http::decode_path(rest);
     let name_before = |suffix: &str| decoded.strip_suffix(suffix).map(str::to_string);
@@ -68,7 +71,9 @@ pub async fn route(
             let name = name_before("/tag").unwrap_or_default();
             let repo = q.get("repo").unwrap_or("").to_string();
             if repo.is_empty() {
-                return Err(EngineError::InvalidArgument("repository name must have at least one component".into()));
+                return Err(EngineError::InvalidArgument(
+                    "repository name must have at least one component".into(),
+                ));
             }
             let target = match q.get("tag").filter(|t| !t.is_empty()) {
                 Some(t) => format!("{repo}:{t}"),
@@ -203,7 +208,8 @@ async fn list(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>> {
             let ok = img.tags.iter().any(|t| {
                 let fam = familiar(t);
                 let repo = fam.rsplit_once(':').map_or(fam.as_str(), |(r, _)| r);
-                refs.iter().any(|p| glob_match(p, &fam) || glob_match(p, repo))
+                refs.iter()
+                    .any(|p| glob_match(p, &fam) || glob_match(p, repo))
             });
             if !ok {
                 continue;
@@ -236,7 +242,9 @@ async fn load(engine: &Arc<Engine>, req: Request<Incoming>, _q: &Query) -> Resul
     let mut body = Vec::new();
     for (id, refs) in &loaded {
         if refs.is_empty() {
-            body.extend_from_slice(&message_line(json!({"stream": format!("Loaded image ID: {id}\n")})));
+            body.extend_from_slice(&message_line(
+                json!({"stream": format!("Loaded image ID: {id}\n")}),
+            ));
         }
         for r in refs {
             body.extend_from_slice(&message_line(
@@ -304,7 +312,11 @@ async fn create(engine: &Arc<Engine>, req: Request<Incoming>, q: &Query) -> Resu
         })
         .await?;
     engine.image_event("import", &id, reference.as_deref());
-    Ok(http::bytes(200, "application/json", message_line(json!({"status": id}))))
+    Ok(http::bytes(
+        200,
+        "application/json",
+        message_line(json!({"status": id})),
+    ))
 }
 
 async fn prune(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>> {
@@ -348,7 +360,11 @@ fn defaults_of(config: &Config) -> ContainerDefaults {
 }
 
 /// `POST /commit`.
-pub async fn commit(engine: Arc<Engine>, req: Request<Incoming>, q: &Query) -> Result<Response<Body>> {
+pub async fn commit(
+    engine: Arc<Engine>,
+    req: Request<Incoming>,
+    q: &Query,
+) -> Result<Response<Body>> {
     let name = q
         .get("container")
         .ok_or_else(|| EngineError::InvalidArgument("container is required".into()))?;
@@ -385,7 +401,10 @@ pub async fn commit(engine: Arc<Engine>, req: Request<Incoming>, q: &Query) -> R
         }
     }
     changes::apply(&mut defaults, &q.all("changes"))?;
-    let reference = match (q.get("repo").unwrap_or(""), q.get("tag").filter(|t| !t.is_empty())) {
+    let reference = match (
+        q.get("repo").unwrap_or(""),
+        q.get("tag").filter(|t| !t.is_empty()),
+    ) {
         ("", _) => None,
         (r, Some(t)) => Some(format!("{r}:{t}")),
         (r, None) => Some(r.to_string()),
@@ -399,7 +418,14 @@ pub async fn commit(engine: Arc<Engine>, req: Request<Incoming>, q: &Query) -> R
     let (cid, iid, r2) = (c.id.clone(), c.image_id.clone(), reference.clone());
     let result = engine
         .with_images(move |s| {
-            Ok(s.commit(&cid, &iid, defaults, author.as_deref(), comment.as_deref(), r2.as_deref())?)
+            Ok(s.commit(
+                &cid,
+                &iid,
+                defaults,
+                author.as_deref(),
+                comment.as_deref(),
+                r2.as_deref(),
+            )?)
         })
         .await;
     if pause {

@@ -173,7 +173,13 @@ pub async fn pump<S>(
         tx.clone(),
     ));
     if let Some(stderr) = streams.stderr {
-        tokio::spawn(forward(stderr, StreamId::Stderr, !tty, wanted.stderr, tx.clone()));
+        tokio::spawn(forward(
+            stderr,
+            StreamId::Stderr,
+            !tty,
+            wanted.stderr,
+            tx.clone(),
+        ));
     }
     drop(tx);
     let mut client_gone = false;

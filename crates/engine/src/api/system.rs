@@ -22,8 +22,14 @@ pub fn ping(method: &Method) -> Response<Body> {
         "cache-control",
         hyper::header::HeaderValue::from_static("no-cache, no-store, must-revalidate"),
     );
-    h.insert("pragma", hyper::header::HeaderValue::from_static("no-cache"));
-    h.insert("builder-version", hyper::header::HeaderValue::from_static("1"));
+    h.insert(
+        "pragma",
+        hyper::header::HeaderValue::from_static("no-cache"),
+    );
+    h.insert(
+        "builder-version",
+        hyper::header::HeaderValue::from_static("1"),
+    );
     r
 }
 
@@ -38,7 +44,10 @@ pub fn networks() -> Response<Body> {
             "ConfigOnly": false, "Containers": {}, "Options": {}, "Labels": {},
         })
     };
-    http::json(200, &serde_json::json!([net("host", "host"), net("none", "null")]))
+    http::json(
+        200,
+        &serde_json::json!([net("host", "host"), net("none", "null")]),
+    )
 }
 
 /// `GET /events`: streams events as JSON lines until `until` or the client leaves.
@@ -93,7 +102,6 @@ fn matches(f: &Filters, ev: &crate::events::Event) -> bool {
                     || any("container", name)
                     || f.get("container")
                         .is_some_and(|vs| vs.iter().any(|v| ev.id.starts_with(v.as_str()))))))
-        && (f.get("image").is_none()
-            || ev.attributes.get("image").is_some_and(|i| any("image", i)))
+        && (f.get("image").is_none() || ev.attributes.get("image").is_some_and(|i| any("image", i)))
         && f.labels_match(&ev.attributes.clone().into_iter().collect())
 }

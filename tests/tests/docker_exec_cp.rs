@@ -1,0 +1,107 @@
+//! `docker exec`, `cp` both ways, `export`, `diff` and `commit` through the real CLI.
+
+use berth_tests::Daemon;
+
+fn daemon_with_container() -> Daemon {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    d.docker_ok(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"]);
+    d
+}
+
+#[test]
+#[ignore = "needs root"]
+fn exec_exit_codes_env_user_workdir() {
+    let d = daemon_with_container();
+    let out = d.docker(&["exec", "box", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(
+        d.docker_ok(&["exec", "-e", "X=1", "box", "sh", "-c", "echo $X"]),
+        "1"
+    );
+    assert_eq!(
+        d.docker_ok(&["exec", "-u", "app", "box", "id", "-un"]),
+        "app"
+    );
+    assert_eq!(d.docker_ok(&["exec", "-w", "/etc", "box", "pwd"]), "/etc");
+    let out = d.docker(&["exec", "box", "sh", "-c", "echo o; echo e >&2"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "o\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "e\n");
+    let input = d.docker_stdin(&["exec", "-i", "box", "cat"], b"piped in\n");
+    assert_eq!(String::from_utf8_lossy(&input.stdout), "piped in\n");
+    d.docker_ok(&["exec", "-d", "box", "sh", "-c", "echo bg > /tmp/bg"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(d.docker_ok(&["exec", "box", "cat", "/tmp/bg"]), "bg");
+    let out = d.docker(&["exec", "box", "nope"]);
+    assert_eq!(out.status.code(), Some(127));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn cp_both_directions_export_diff_commit() {
+    let d = daemon_with_container();
+    let host = d.scratch().join("upload.txt");
+    std::fs::write(&host, "uploaded").expect("write");
+    d.docker_ok(&["cp", host.to_str().expect("path"), "box:/tmp/"]);
+    assert_eq!(
+        d.docker_ok(&["exec", "box", "cat", "/tmp/upload.txt"]),
+        "uploaded"
+    );
+    d.docker_ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "mkdir -p /srv/d && echo inside > /srv/d/f",
+    ]);
+    let dst = d.scratch().join("down");
+    d.docker_ok(&["cp", "box:/srv/d", dst.to_str().expect("path")]);
+    assert_eq!(
+        std::fs::read_to_string(dst.join("f")).expect("read"),
+        "inside\n"
+    );
+    let diff = d.docker_ok(&["diff", "box"]);
+    assert!(diff.lines().any(|l| l == "A /srv/d/f"), "{diff}");
+    assert!(diff.lines().any(|l| l == "C /tmp"), "{diff}");
+    let export = d.scratch().join("export.tar");
+    d.docker_ok(&["export", "-o", export.to_str().expect("path"), "box"]);
+    let tar = std::fs::read(&export).expect("export");
+    let mut names = Vec::new();
+    for e in tar::Archive::new(tar.as_slice()).entries().expect("tar") {
+        names.push(
+            e.expect("entry")
+                .path()
+                .expect("path")
+                .display()
+                .to_string(),
+        );
+    }
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "srv/d/f"),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "bin/busybox")
+    );
+    let id = d.docker_ok(&[
+        "commit",
+        "--author",
+        "tester",
+        "--message",
+        "snap",
+        "--change",
+        r#"CMD ["cat","/srv/d/f"]"#,
+        "box",
+        "committed:1",
+    ]);
+    assert!(id.starts_with("sha256:"));
+    assert_eq!(
+        d.docker_ok(&["image", "inspect", "-f", "{{.Author}}", "committed:1"]),
+        "tester"
+    );
+    assert_eq!(d.docker_ok(&["run", "--rm", "committed:1"]), "inside");
+}
