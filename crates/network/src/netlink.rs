@@ -18,6 +18,9 @@ const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
+const RTM_GETLINK: u16 = 18;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_DUMP: u16 = 0x300;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const IFLA_ADDRESS: u16 = 1;
@@ -182,6 +185,57 @@ impl Netlink {
         }
     }
 
+    /// The names of all links in this namespace.
+    pub fn link_names(&self) -> Result<Vec<String>, NetlinkError> {
+        const OP: &str = "list links";
+        let mut m = Msg::new(RTM_GETLINK, NLM_F_DUMP);
+        m.ifinfo(0, 0, 0);
+        let mut bytes = m.finish();
+        // A dump ends with NLMSG_DONE; no separate acknowledgement.
+        let flags = NLM_F_REQUEST | NLM_F_DUMP;
+        bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
+        send(
+            self.fd.as_raw_fd(),
+            &bytes,
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .map_err(NetlinkError::Socket)?;
+        let mut names = Vec::new();
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = recv(
+                self.fd.as_raw_fd(),
+                &mut buf,
+                nix::sys::socket::MsgFlags::empty(),
+            )
+            .map_err(NetlinkError::Socket)?;
+            let mut off = 0;
+            while off + 16 <= n {
+                let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]])
+                    as usize;
+                let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+                if len < 16 || off + len > n {
+                    return Err(NetlinkError::Malformed { op: OP });
+                }
+                match ty {
+                    NLMSG_DONE => return Ok(names),
+                    NLMSG_ERROR => {
+                        let code = buf
+                            .get(off + 16..off + 20)
+                            .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                        return Err(NetlinkError::Kernel {
+                            op: OP,
+                            source: nix::Error::from_raw(-code),
+                        });
+                    }
+                    RTM_NEWLINK => names.extend(ifname(&buf[off + 32..off + len])),
+                    _ => {}
+                }
+                off += (len + 3) & !3;
+            }
+        }
+    }
+
     /// Creates a bridge named `name`, up.
     pub fn add_bridge(&self, name: &str) -> Result<(), NetlinkError> {
         let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
@@ -259,6 +313,24 @@ impl Netlink {
             .attr(RTA_OIF, &index.to_ne_bytes());
         self.request("add default route", m)
     }
+}
+
+/// The IFLA_IFNAME attribute among `attrs`.
+fn ifname(mut attrs: &[u8]) -> Option<String> {
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let ty = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if ty == IFLA_IFNAME {
+            let raw = &attrs[4..len];
+            let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+            return Some(String::from_utf8_lossy(&raw[..end]).into_owned());
+        }
+        attrs = attrs.get((len + 3) & !3..).unwrap_or(&[]);
+    }
+    None
 }
 
 /// The index of the link named `name` in the calling thread's network namespace.

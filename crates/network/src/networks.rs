@@ -20,6 +20,11 @@ use crate::state::{Endpoint, Network, Proto, Published, State};
 /// The default network's name and bridge.
 pub const DEFAULT_NETWORK: &str = "bridge";
 const DEFAULT_BRIDGE: &str = "berth0";
+/// User networks' bridges are `berth-` and 9 hex digits of the id; host veth ends are `bv`
+/// and 10 random hex digits: prefixes Docker does not use (`br-`, `veth`), so links left by a
+/// crash can be told apart and removed without touching a peer dockerd's.
+const BRIDGE_PREFIX: &str = "berth-";
+const VETH_PREFIX: &str = "bv";
 
 /// Where [`Networks`] keeps things.
 #[derive(Debug, Clone)]
@@ -145,9 +150,22 @@ impl Networks {
     pub fn restore(&self) -> Result<(), NetworkError> {
         let state = self.lock().clone();
         self.ns.run(move |h| {
+            let mut ours: BTreeSet<&str> = BTreeSet::new();
             for n in state.networks.values() {
+                ours.insert(&n.bridge);
+                ours.extend(n.endpoints.values().map(|e| e.host_veth.as_str()));
                 if netlink::link_index(&n.bridge).is_err() {
                     make_bridge(h, n)?;
+                }
+            }
+            // Links of ours the state no longer knows (a crash between steps) go.
+            for name in h.netlink.link_names()? {
+                let mine = name == DEFAULT_BRIDGE
+                    || name.starts_with(BRIDGE_PREFIX)
+                    || (name.starts_with(VETH_PREFIX) && name.len() == VETH_PREFIX.len() + 10);
+                if mine && !ours.contains(name.as_str()) {
+                    debug!(link = %name, "removing stale link");
+                    let _ = h.netlink.del_link(&name);
                 }
             }
             nft::apply(&nft::render(&state))?;
@@ -220,7 +238,7 @@ impl Networks {
         let bridge = if spec.name == DEFAULT_NETWORK {
             DEFAULT_BRIDGE.to_owned()
         } else {
-            format!("br-{}", &id[..12])
+            format!("{BRIDGE_PREFIX}{}", &id[..9])
         };
         let net = Network {
             id,
@@ -383,7 +401,7 @@ impl Networks {
                 .map(|b| format!("{b:02x}"))
                 .collect::<Vec<_>>()
                 .join(":"),
-            host_veth: format!("veth{}", &random_hex(4)?[..7]),
+            host_veth: format!("{VETH_PREFIX}{}", &random_hex(5)?),
             ifname,
             aliases: opts.aliases,
         };
