@@ -11,11 +11,14 @@ use tracing::{debug, info};
 
 use crate::error::NetworkError;
 use crate::ipam::{self, Subnet};
-use crate::kernel::{bindable, host_routes, make_bridge, plumb, random_hex};
+use crate::kernel::{host_routes, make_bridge, plumb, random_hex};
 use crate::netlink::{self, NetlinkError};
 use crate::netns::{self, NsThread};
 use crate::nft;
-use crate::state::{Endpoint, Network, Proto, Published, State};
+use crate::state::{Endpoint, Network, Proto, State};
+
+mod names;
+mod ports;
 
 /// The default network's name and bridge.
 pub const DEFAULT_NETWORK: &str = "bridge";
@@ -474,79 +477,6 @@ impl Networks {
         Ok(())
     }
 
-    /// Publishes a port of the endpoint of `sandbox` on `network`; a host port already in
-    /// use is refused with Docker's message.
-    pub fn publish(
-        &self,
-        network: &str,
-        sandbox: &str,
-        map: PortMapping,
-    ) -> Result<Published, NetworkError> {
-        let mut state = self.lock();
-        let ep = state
-            .networks
-            .get(network)
-            .and_then(|n| n.endpoints.get(sandbox))
-            .cloned()
-            .ok_or_else(|| NetworkError::NotConnected {
-                sandbox: sandbox.to_owned(),
-                network: network.to_owned(),
-            })?;
-        let clash = |s: &State, port: u16| {
-            s.ports.iter().any(|p| {
-                p.proto == map.proto
-                    && p.host_port == port
-                    && (p.host_ip == map.host_ip
-                        || p.host_ip.is_unspecified()
-                        || map.host_ip.is_unspecified())
-            })
-        };
-        let host_port = if map.host_port == 0 {
-            let (ip, proto) = (map.host_ip, map.proto);
-            let free: Vec<u16> = (49153..=65535)
-                .filter(|p| !clash(&state, *p))
-                .take(64)
-                .collect();
-            self.ns
-                .run(move |_| free.into_iter().find(|p| bindable(ip, *p, proto)))?
-                .ok_or(NetworkError::NoFreePort)?
-        } else if clash(&state, map.host_port) {
-            return Err(NetworkError::PortAllocated {
-                ip: map.host_ip,
-                port: map.host_port,
-            });
-        } else {
-            map.host_port
-        };
-        let published = Published {
-            network: network.to_owned(),
-            sandbox: sandbox.to_owned(),
-            host_ip: map.host_ip,
-            host_port,
-            container_ip: ep.ip,
-            container_port: map.container_port,
-            proto: map.proto,
-        };
-        let mut next = state.clone();
-        next.ports.push(published.clone());
-        self.apply(&next)?;
-        next.save(&self.state_path)?;
-        *state = next;
-        debug!(network, sandbox, host_port, "published port");
-        Ok(published)
-    }
-
-    /// Removes a published port.
-    pub fn unpublish(&self, published: &Published) -> Result<(), NetworkError> {
-        let mut state = self.lock();
-        let mut next = state.clone();
-        next.ports.retain(|p| p != published);
-        self.apply(&next)?;
-        next.save(&self.state_path)?;
-        *state = next;
-        Ok(())
-    }
-
     /// Deletes the link `name` in the background.
     fn reap(&self, name: String) {
         let queued = self.reaper.submit(move |h| {
@@ -584,38 +514,6 @@ impl Networks {
         })??;
         state.save(&self.state_path)?;
         Ok(())
-    }
-
-    /// The address on `network` of the container called `name` (an alias, its full id or
-    /// a 12-character short id), case-insensitive; what the embedded DNS answers.
-    pub fn lookup(&self, network: &str, name: &str) -> Option<Ipv4Addr> {
-        let state = self.lock();
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
-        state
-            .networks
-            .get(network)?
-            .endpoints
-            .values()
-            .find_map(|e| {
-                let by_id = e.sandbox == name || (name.len() >= 12 && e.sandbox.starts_with(&name));
-                let by_alias = e.aliases.iter().any(|a| a.to_ascii_lowercase() == name);
-                (by_id || by_alias).then_some(e.ip)
-            })
-    }
-
-    /// The sockets of `network`'s DNS server (port 53 on its gateway and an upstream
-    /// socket), bound in the managed namespace, for [`crate::dns::DnsServer::serve`].
-    pub fn bind_dns(&self, network: &str) -> Result<crate::dns::DnsSockets, NetworkError> {
-        let gw = self
-            .lock()
-            .networks
-            .get(network)
-            .map(|n| n.gateway)
-            .ok_or_else(|| NetworkError::NotFound(network.to_owned()))?;
-        let socks = self
-            .ns
-            .run(move |_| crate::dns::DnsSockets::bind((gw, 53).into()))?;
-        socks.map_err(NetworkError::Dir)
     }
 
     fn apply(&self, state: &State) -> Result<(), NetworkError> {
