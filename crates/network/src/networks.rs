@@ -527,3 +527,30 @@ impl Networks {
         &self.netns_dir
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Networks>();
+    }
+
+    #[test]
+    fn mac_addresses_parse_strictly() {
+        assert_eq!(
+            parse_mac("02:42:ac:11:00:02").unwrap(),
+            [2, 0x42, 0xac, 0x11, 0, 2]
+        );
+        for bad in [
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:02:03",
+            "2:42:ac:11:00:02",
+            "zz",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad}");
+        }
+    }
+}
