@@ -38,6 +38,9 @@ pub struct NetworksConfig {
     pub netns_dir: PathBuf,
     /// The namespace to manage instead of the process's own (tests pass a throw-away one).
     pub host_netns: Option<PathBuf>,
+    /// Also add accept rules for berth's bridges to an existing `ip filter FORWARD` chain
+    /// (needed beside dockerd, whose chain drops by default; see `nft::host_forward`).
+    pub host_forward_accept: bool,
 }
 
 /// What `docker network create` asks for.
@@ -121,6 +124,7 @@ pub struct Networks {
     /// A second thread in the same namespace that deletes links in the background: a
     /// deletion waits for an RCU grace period (tens of ms) that `docker rm` need not wait.
     reaper: NsThread,
+    host_forward_accept: bool,
     state: Mutex<State>,
 }
 
@@ -139,6 +143,7 @@ impl Networks {
             netns_dir: config.netns_dir,
             ns,
             reaper,
+            host_forward_accept: config.host_forward_accept,
             state: Mutex::new(state),
         };
         me.restore()?;
@@ -152,6 +157,7 @@ impl Networks {
     /// Re-creates missing bridges and re-applies the nftables table (after a restart).
     pub fn restore(&self) -> Result<(), NetworkError> {
         let state = self.lock().clone();
+        let forward = self.host_forward_accept;
         self.ns.run(move |h| {
             let mut ours: BTreeSet<&str> = BTreeSet::new();
             for n in state.networks.values() {
@@ -172,6 +178,9 @@ impl Networks {
                 }
             }
             nft::apply(&nft::render(&state))?;
+            if forward {
+                nft::host_forward::install()?;
+            }
             Ok(())
         })?
     }
@@ -510,6 +519,7 @@ impl Networks {
             for path in old.sandboxes.values() {
                 let _ = netns::remove(path);
             }
+            nft::host_forward::remove()?;
             nft::delete()
         })??;
         state.save(&self.state_path)?;

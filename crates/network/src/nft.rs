@@ -12,6 +12,7 @@ use tracing::debug;
 
 use crate::state::State;
 
+pub mod host_forward;
 mod libnftables;
 
 /// The table's name.

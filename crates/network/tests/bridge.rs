@@ -16,6 +16,7 @@ use nix::sched::{CloneFlags, setns};
 struct Fixture {
     name: String,
     nets: Option<Networks>,
+    forward: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -38,6 +39,7 @@ impl Fixture {
         let mut fx = Fixture {
             name,
             nets: None,
+            forward: false,
             _dir: dir,
         };
         fx.reopen();
@@ -51,6 +53,7 @@ impl Fixture {
             state_dir: self._dir.path().join("state"),
             netns_dir: self._dir.path().join("netns"),
             host_netns: Some(self.host()),
+            host_forward_accept: self.forward,
         })
         .unwrap();
         self.nets = Some(nets);
@@ -626,4 +629,71 @@ fn restore_removes_links_the_state_does_not_know() {
     assert!(links.contains("br-notours"), "{links}");
     let kept = &fx.nets().state().networks["kept"].bridge;
     assert!(links.contains(kept.as_str()), "{links}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn accept_rules_open_a_dropping_host_forward_chain_and_are_removed() {
+    let mut fx = Fixture::new();
+    let sh = |args: &[&str]| {
+        let ok = Command::new("ip")
+            .arg("-n")
+            .arg(&fx.name)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{args:?}");
+    };
+    // What dockerd leaves on a host: ip filter FORWARD with policy drop.
+    let script = "table ip filter { chain FORWARD { type filter hook forward priority filter; policy drop; }; }";
+    let ok = Command::new("ip")
+        .args(["netns", "exec", &fx.name, "nft", script])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let outside = format!("{}-out", fx.name);
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &outside])
+            .status()
+            .unwrap()
+            .success()
+    );
+    sh(&[
+        "link", "add", "vout", "type", "veth", "peer", "name", "vin", "netns", &outside,
+    ]);
+    sh(&["addr", "add", "203.0.113.1/24", "dev", "vout"]);
+    sh(&["link", "set", "vout", "up"]);
+    for args in [
+        vec!["addr", "add", "203.0.113.2/24", "dev", "vin"],
+        vec!["link", "set", "vin", "up"],
+    ] {
+        let ok = Command::new("ip")
+            .args(["-n", &outside])
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let out_path = PathBuf::from(format!("/run/netns/{outside}"));
+    fx.nets().ensure_default_bridge().unwrap();
+    let a = fx.nets().create_sandbox("a").unwrap();
+    fx.nets()
+        .connect("bridge", "a", ConnectOptions::default())
+        .unwrap();
+    serve_once(&out_path, 80);
+    let blocked = fetch(&a, "203.0.113.2:80".parse().unwrap());
+
+    fx.forward = true;
+    fx.reopen();
+    let opened = fetch(&a, "203.0.113.2:80".parse().unwrap());
+    fx.nets().teardown().unwrap();
+    let chain = fx.in_host(&["nft", "list", "chain", "ip", "filter", "FORWARD"]);
+    let _ = Command::new("ip").args(["netns", "del", &outside]).status();
+    assert!(blocked.is_err());
+    assert_eq!(opened.unwrap(), "hello");
+    assert!(
+        chain.contains("policy drop") && !chain.contains("berth"),
+        "{chain}"
+    );
 }
