@@ -15,6 +15,7 @@
 //!     state_dir: "/var/lib/berth/network".into(),
 //!     netns_dir: "/run/berth/netns".into(),
 //!     host_netns: None,
+//!     host_forward_accept: true,
 //! })?;
 //! nets.ensure_default_bridge()?;
 //! let netns = nets.create_sandbox("4f2a...")?; // give this path to the OCI spec
