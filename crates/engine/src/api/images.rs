@@ -204,14 +204,15 @@ async fn list(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>> {
         {
             continue;
         }
+        let mut shown = img.clone();
         if let Some(refs) = f.get("reference") {
-            let ok = img.tags.iter().any(|t| {
+            shown.tags.retain(|t| {
                 let fam = familiar(t);
                 let repo = fam.rsplit_once(':').map_or(fam.as_str(), |(r, _)| r);
                 refs.iter()
                     .any(|p| glob_match(p, &fam) || glob_match(p, repo))
             });
-            if !ok {
+            if shown.tags.is_empty() {
                 continue;
             }
         }
@@ -225,7 +226,7 @@ async fn list(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>> {
             continue;
         }
         let used = containers.iter().filter(|c| c.image_id == img.id).count() as i64;
-        out.push(summary(img, used));
+        out.push(summary(&shown, used));
     }
     Ok(http::json(200, &json!(out)))
 }
