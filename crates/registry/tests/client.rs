@@ -148,3 +148,48 @@ async fn client_pushes_and_pulls_against_debian_docker_registry() {
     assert!(up, "docker-registry did not start");
     round_trip(&format!("127.0.0.1:{port}")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_uses_docker_config_credentials_for_basic_auth() {
+    let hash = bcrypt::hash("pw", 4).expect("hash");
+    let s = support::start(Some(&format!("bob:{hash}\n"))).await;
+    let work = tempfile::tempdir().expect("temp dir");
+    let Some((store, _)) = seeded_store(&work.path().join("a")) else {
+        println!("skipping: /bin/busybox missing");
+        return;
+    };
+    let target = Reference::parse(&format!("{}/auth/bb:v1", s.addr)).expect("reference");
+    let anonymous =
+        RegistryClient::new(ClientConfig::default(), DockerConfig::default()).expect("client");
+    let err = anonymous
+        .push(store.clone(), "local/bb:latest", &target, None, &|_| {})
+        .await;
+    assert!(
+        matches!(err, Err(berth_registry::ClientError::Unauthorized(_))),
+        "{err:?}"
+    );
+    let creds = berth_registry::client::Credentials {
+        username: "bob".into(),
+        password: "pw".into(),
+    };
+    let ep = anonymous.endpoint(&target);
+    anonymous.login(&ep, &creds).await.expect("login succeeds");
+    let bad = berth_registry::client::Credentials {
+        username: "bob".into(),
+        password: "no".into(),
+    };
+    assert!(anonymous.login(&ep, &bad).await.is_err());
+    let mut config = DockerConfig::default();
+    config.set_credentials(&s.addr.to_string(), &creds);
+    let client = RegistryClient::new(ClientConfig::default(), config).expect("client");
+    let pushed = client
+        .push(store, "local/bb:latest", &target, None, &|_| {})
+        .await
+        .expect("push with credentials");
+    let fresh = Arc::new(ImageStore::open(&work.path().join("b")).expect("store"));
+    let pulled = client
+        .pull(fresh, &target, &|_| {})
+        .await
+        .expect("pull with credentials");
+    assert_eq!(pulled.manifest_digest, pushed.manifest_digest);
+}
