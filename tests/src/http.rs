@@ -84,10 +84,7 @@ fn parse(raw: &[u8]) -> std::io::Result<Response> {
     if chunked {
         let mut out = Vec::new();
         let mut rest = &body[..];
-        loop {
-            let Some(pos) = rest.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(pos) = rest.windows(2).position(|w| w == b"\r\n") {
             let size = usize::from_str_radix(
                 String::from_utf8_lossy(&rest[..pos])
                     .split(';')

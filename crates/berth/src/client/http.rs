@@ -114,7 +114,6 @@ impl Endpoint {
 /// An error answer of the daemon.
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: u16,
     pub message: String,
 }
 
@@ -135,13 +134,12 @@ pub fn check(status: u16, body: &[u8]) -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v["message"].as_str().map(String::from))
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-    Err(ApiError { status, message }.into())
+    Err(ApiError { message }.into())
 }
 
 /// A response whose body is read on demand (de-chunked); after a `101` the raw stream.
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
     reader: BufReader<UnixStream>,
     chunked: bool,
     remaining: Option<u64>,
@@ -181,21 +179,12 @@ impl Response {
         let done = status == 204 || status == 304 || remaining == Some(0);
         Ok(Self {
             status,
-            headers,
             reader,
             chunked,
             remaining,
             chunk_left: 0,
             done,
         })
-    }
-
-    /// A header value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
     }
 
     /// The underlying socket (for writing stdin after a hijack).
