@@ -12,7 +12,11 @@ pub struct RegistryArgs {
     #[command(subcommand)]
     pub command: Option<RegistryCommand>,
     /// Root of the registry's storage.
-    #[arg(long, env = "BERTH_REGISTRY_ROOT", default_value = "/var/lib/berth/registry")]
+    #[arg(
+        long,
+        env = "BERTH_REGISTRY_ROOT",
+        default_value = "/var/lib/berth/registry"
+    )]
     pub root: PathBuf,
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:5000")]
@@ -34,7 +38,11 @@ pub enum RegistryCommand {
     /// Remove blobs no manifest references (run while the server is stopped).
     Gc {
         /// Root of the registry's storage.
-        #[arg(long, env = "BERTH_REGISTRY_ROOT", default_value = "/var/lib/berth/registry")]
+        #[arg(
+            long,
+            env = "BERTH_REGISTRY_ROOT",
+            default_value = "/var/lib/berth/registry"
+        )]
         root: PathBuf,
     },
 }
