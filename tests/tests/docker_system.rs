@@ -103,10 +103,19 @@ fn errors_have_docker_shape_and_status() {
     );
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["message"], "No such image: missing-image:latest");
+    // Docker resolves the image before it checks the name, so the image must exist.
+    d.load_busybox("bb-errors:1");
     let r = d.api(
         "POST",
         "/v1.47/containers/create?name=bad%20name",
-        Some(br#"{"Image":"x"}"#),
+        Some(br#"{"Image":"bb-errors:1"}"#),
+    );
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Invalid container name (bad name)")),
+        "{:?}",
+        r.json()
     );
     assert_eq!(r.status, 400);
     let r = d.api("GET", "/v1.47/no/such/route", None);
