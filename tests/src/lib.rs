@@ -38,16 +38,3 @@ pub fn is_root() -> bool {
     let uid = unsafe { libc::getuid() };
     uid == 0
 }
-
-/// Environment variable that enables end-to-end tests not yet verified on this machine.
-pub const PENDING_ENV: &str = "BERTH_E2E_PENDING";
-
-/// True (after printing why) when a not-yet-verified test should be skipped; set
-/// `BERTH_E2E_PENDING=1` to run it anyway.
-pub fn pending(reason: &str) -> bool {
-    if std::env::var_os(PENDING_ENV).is_some() {
-        return false;
-    }
-    eprintln!("skipped: {reason} (set {PENDING_ENV}=1 to run)");
-    true
-}

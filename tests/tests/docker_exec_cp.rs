@@ -1,5 +1,9 @@
 //! `docker exec`, `cp` both ways, `export`, `diff` and `commit` through the real CLI.
 
+// Compiled only with `--features pending`: these scenarios are written but do not pass
+// against berth yet (see the issue notes), so they are neither run nor counted as passed.
+#![cfg(feature = "pending")]
+
 use berth_tests::Daemon;
 
 fn daemon_with_container() -> Daemon {
@@ -12,9 +16,6 @@ fn daemon_with_container() -> Daemon {
 #[test]
 #[ignore = "needs root"]
 fn exec_exit_codes_env_user_workdir() {
-    if berth_tests::pending("not yet verified end to end against berth-runtime") {
-        return;
-    }
     let d = daemon_with_container();
     let out = d.docker(&["exec", "box", "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5));
@@ -42,9 +43,6 @@ fn exec_exit_codes_env_user_workdir() {
 #[test]
 #[ignore = "needs root"]
 fn cp_both_directions_export_diff_commit() {
-    if berth_tests::pending("not yet verified end to end against berth-runtime") {
-        return;
-    }
     let d = daemon_with_container();
     let host = d.scratch().join("upload.txt");
     std::fs::write(&host, "uploaded").expect("write");

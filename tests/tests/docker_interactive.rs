@@ -1,6 +1,10 @@
 //! `docker run -it` and `docker exec -it` through a real PTY: the CLI runs in a tmux pane,
 //! keys are sent with `send-keys` and the screen is read with `capture-pane`.
 
+// Compiled only with `--features pending`: these scenarios are written but do not pass
+// against berth yet (see the issue notes), so they are neither run nor counted as passed.
+#![cfg(feature = "pending")]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -101,9 +105,6 @@ fn rand_suffix() -> u32 {
 #[test]
 #[ignore = "needs root"]
 fn run_it_gives_a_shell_with_a_tty_and_resize() {
-    if berth_tests::pending("not yet verified end to end (tmux PTY)") {
-        return;
-    }
     let d = Daemon::start();
     d.load_busybox("busybox:latest");
     let t = Tmux::start(&d, "docker run -it --name tty busybox sh");
@@ -130,9 +131,6 @@ fn run_it_gives_a_shell_with_a_tty_and_resize() {
 #[test]
 #[ignore = "needs root"]
 fn exec_it_gives_a_shell_in_a_running_container() {
-    if berth_tests::pending("not yet verified end to end (tmux PTY)") {
-        return;
-    }
     let d = Daemon::start();
     d.load_busybox("busybox:latest");
     d.docker_ok(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"]);

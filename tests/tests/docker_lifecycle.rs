@@ -1,6 +1,10 @@
 //! Container lifecycle verbs through the real docker CLI: create/start/stop/kill/restart/rm,
 //! ps filters, inspect, logs options, wait, rename, pause, top, stats, update.
 
+// Compiled only with `--features pending`: these scenarios are written but do not pass
+// against berth yet (see the issue notes), so they are neither run nor counted as passed.
+#![cfg(feature = "pending")]
+
 use std::time::{Duration, Instant};
 
 use berth_tests::Daemon;
@@ -14,9 +18,6 @@ fn daemon() -> Daemon {
 #[test]
 #[ignore = "needs root"]
 fn create_start_stop_kill_restart_rm() {
-    if berth_tests::pending("not yet verified end to end against berth-runtime") {
-        return;
-    }
     let d = daemon();
     let id = d.docker_ok(&["create", "--name", "web", "busybox", "sleep", "1000"]);
     assert_eq!(id.len(), 64);
@@ -91,9 +92,6 @@ fn create_start_stop_kill_restart_rm() {
 #[test]
 #[ignore = "needs root"]
 fn ps_filters_and_table() {
-    if berth_tests::pending("not yet verified end to end against berth-runtime") {
-        return;
-    }
     let d = daemon();
     d.docker_ok(&[
         "run",
@@ -147,9 +145,6 @@ fn ps_filters_and_table() {
 #[test]
 #[ignore = "needs root"]
 fn inspect_shows_state_config_hostconfig_mounts() {
-    if berth_tests::pending("not yet verified end to end against berth-runtime") {
-        return;
-    }
     let d = daemon();
     let host = d.scratch();
     let spec = format!("{}:/mnt:ro", host.display());
@@ -196,9 +191,6 @@ fn inspect_shows_state_config_hostconfig_mounts() {
 #[test]
 #[ignore = "needs root"]
 fn logs_follow_tail_since_timestamps() {
-    if berth_tests::pending("not yet verified end to end against berth-runtime") {
-        return;
-    }
     let d = daemon();
     d.docker_ok(&[
         "run",
@@ -236,9 +228,6 @@ fn logs_follow_tail_since_timestamps() {
 #[test]
 #[ignore = "needs root"]
 fn wait_rename_pause_top_stats_update() {
-    if berth_tests::pending("not yet verified end to end against berth-runtime") {
-        return;
-    }
     let d = daemon();
     d.docker_ok(&["run", "-d", "--name", "a", "busybox", "sleep", "1000"]);
     d.docker_ok(&["rename", "a", "b"]);

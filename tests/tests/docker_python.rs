@@ -1,13 +1,14 @@
 //! The Python `docker` package drives berth unchanged (script: tests/python/sdk_basics.py).
 
+// Compiled only with `--features pending`: these scenarios are written but do not pass
+// against berth yet (see the issue notes), so they are neither run nor counted as passed.
+#![cfg(feature = "pending")]
+
 use berth_tests::{Daemon, fixtures};
 
 #[test]
 #[ignore = "needs root"]
 fn python_sdk_runs_containers_and_loads_images() {
-    if berth_tests::pending("not yet verified end to end (python docker SDK)") {
-        return;
-    }
     let d = Daemon::start();
     let tar = fixtures::docker_archive(&fixtures::busybox_rootfs(), "busybox:latest", &[]);
     let path = d.scratch().join("busybox.tar");

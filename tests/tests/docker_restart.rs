@@ -2,6 +2,10 @@
 //! lists with their logs, `always` containers are started again, and a daemon killed in the
 //! middle of `run`/`rm` restarts into a consistent state.
 
+// Compiled only with `--features pending`: these scenarios are written but do not pass
+// against berth yet (see the issue notes), so they are neither run nor counted as passed.
+#![cfg(feature = "pending")]
+
 use std::time::{Duration, Instant};
 
 use berth_tests::Daemon;
@@ -23,9 +27,6 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 #[ignore = "needs root"]
 fn restart_policies_count_and_back_off() {
-    if berth_tests::pending("not yet verified end to end against berth-runtime") {
-        return;
-    }
     let d = daemon();
     d.docker_ok(&[
         "run",
@@ -106,9 +107,6 @@ fn restart_policies_count_and_back_off() {
 #[test]
 #[ignore = "needs root"]
 fn daemon_restart_keeps_containers_running_and_logs_continuing() {
-    if berth_tests::pending("not yet verified end to end against berth-runtime") {
-        return;
-    }
     let mut d = daemon();
     d.docker_ok(&[
         "run",
@@ -173,9 +171,6 @@ fn daemon_restart_keeps_containers_running_and_logs_continuing() {
 #[test]
 #[ignore = "needs root"]
 fn daemon_killed_during_run_restarts_consistent() {
-    if berth_tests::pending("not yet verified end to end against berth-runtime") {
-        return;
-    }
     let mut d = daemon();
     for round in 0..5 {
         let mut run = d

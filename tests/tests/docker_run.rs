@@ -12,9 +12,6 @@ fn daemon() -> Daemon {
 #[test]
 #[ignore = "needs root"]
 fn run_propagates_exit_codes_and_output() {
-    if berth_tests::pending("hangs intermittently under load here; under investigation") {
-        return;
-    }
     let d = daemon();
     let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo hello; exit 3"]);
     assert_eq!(

@@ -1,5 +1,9 @@
 //! `--runtime runc`/`crun` per daemon and per container, beside the built-in runtime.
 
+// Compiled only with `--features pending`: these scenarios are written but do not pass
+// against berth yet (see the issue notes), so they are neither run nor counted as passed.
+#![cfg(feature = "pending")]
+
 use berth_tests::Daemon;
 
 fn have(bin: &str) -> bool {
@@ -12,9 +16,6 @@ fn have(bin: &str) -> bool {
 #[test]
 #[ignore = "needs root"]
 fn per_container_runtime_choice() {
-    if berth_tests::pending("not yet verified end to end (runc/crun)") {
-        return;
-    }
     let d = Daemon::start();
     d.load_busybox("busybox:latest");
     for rt in ["runc", "crun"] {
@@ -42,9 +43,6 @@ fn per_container_runtime_choice() {
 #[test]
 #[ignore = "needs root"]
 fn per_daemon_default_runtime() {
-    if berth_tests::pending("not yet verified end to end (runc/crun)") {
-        return;
-    }
     if !have("runc") {
         eprintln!("runc is not installed; nothing to test");
         return;

@@ -132,6 +132,17 @@ impl Engine {
                     &[("exitCode", code.to_string())],
                     Some(code),
                 );
+                if snapshot.host_config.auto_remove {
+                    // As dockerd does, a container that fails to start under `--rm` is removed
+                    // (the CLI waits for condition=removed). The removal takes the operation
+                    // lock this caller holds, so it runs once this start has returned.
+                    let engine = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = engine.remove(&id, true).await {
+                            tracing::warn!(container = %id, error = %e, "auto-remove failed");
+                        }
+                    });
+                }
                 return Err(e);
             }
         };
