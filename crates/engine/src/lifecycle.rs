@@ -137,11 +137,7 @@ impl Engine {
                     // (the CLI waits for condition=removed). The removal takes the operation
                     // lock this caller holds, so it runs once this start has returned.
                     let engine = self.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = engine.remove(&id, true).await {
-                            tracing::warn!(container = %id, error = %e, "auto-remove failed");
-                        }
-                    });
+                    tokio::spawn(async move { engine.auto_remove(&id).await });
                 }
                 return Err(e);
             }
@@ -163,6 +159,13 @@ impl Engine {
         tracing::info!(container = %id, pid, "started");
         self.spawn_monitor(entry.clone(), generation);
         Ok(())
+    }
+
+    /// Removes a `--rm` container once it has exited or failed to start.
+    async fn auto_remove(self: &Arc<Self>, id: &str) {
+        if let Err(e) = self.remove(id, true).await {
+            tracing::warn!(container = %id, error = %e, "auto-remove failed");
+        }
     }
 
     /// Follows the current run of a container until it exits.
@@ -211,9 +214,7 @@ impl Engine {
             Some(status.code),
         );
         if snapshot.host_config.auto_remove {
-            if let Err(e) = self.remove(&id, true).await {
-                tracing::warn!(container = %id, error = %e, "auto-remove failed");
-            }
+            self.auto_remove(&id).await;
             return;
         }
         self.maybe_restart(entry, snapshot).await;
