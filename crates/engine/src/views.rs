@@ -71,10 +71,10 @@ fn mounts(c: &Container) -> Value {
 pub fn inspect(c: &Container) -> Value {
     let s = &c.state;
     let mut host_config = serde_json::to_value(&c.host_config).unwrap_or(Value::Null);
-    if host_config.get("Tmpfs").is_some_and(Value::is_null) {
-        if let Some(o) = host_config.as_object_mut() {
-            o.remove("Tmpfs");
-        }
+    if host_config.get("Tmpfs").is_some_and(Value::is_null)
+        && let Some(o) = host_config.as_object_mut()
+    {
+        o.remove("Tmpfs");
     }
     let lower = c.rootfs.lower.join(":");
     json!({

@@ -242,7 +242,7 @@ fn list(engine: &Engine, q: &Query) -> Result<Response<Body>> {
     ])?;
     let all = q.flag("all");
     let mut cs: Vec<Container> = engine.containers();
-    cs.sort_by(|a, b| b.created.cmp(&a.created));
+    cs.sort_by_key(|c| std::cmp::Reverse(c.created));
     let now = chrono::Utc::now();
     let mut out = Vec::new();
     for c in cs {
