@@ -401,3 +401,154 @@ fn diff_and_dry_run_do_not_write() {
     );
     s.fails(&["get", "cm", "dry"]);
 }
+
+#[test]
+fn create_subcommands_of_typed_clients_send_protobuf_that_decodes() {
+    let Some(s) = server() else { return };
+    // kubectl's typed clients send these bodies as application/vnd.kubernetes.protobuf.
+    s.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.25",
+        "--replicas=0",
+        "--port=80",
+    ]);
+    let d = s.json(&["get", "deployment", "web"]);
+    assert_eq!(d["spec"]["replicas"], 0, "{d}");
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web", "{d}");
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "nginx:1.25", "{d}");
+    assert_eq!(c["ports"][0]["containerPort"], 80, "{d}");
+    // Go zero values of non-pointer fields are not stored as empty strings.
+    assert!(d["metadata"].get("generateName").is_none(), "{d}");
+    s.ok(&[
+        "create",
+        "job",
+        "once",
+        "--image=busybox",
+        "--",
+        "echo",
+        "hi",
+    ]);
+    let j = s.json(&["get", "job", "once"]);
+    assert_eq!(
+        j["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["echo", "hi"]),
+        "{j}"
+    );
+    assert_eq!(
+        j["spec"]["template"]["spec"]["restartPolicy"], "Never",
+        "{j}"
+    );
+    s.ok(&[
+        "create",
+        "cronjob",
+        "tick",
+        "--image=busybox",
+        "--schedule=*/5 * * * *",
+        "--",
+        "date",
+    ]);
+    assert_eq!(
+        s.ok(&["get", "cronjob", "tick", "-o", "jsonpath={.spec.schedule}"]),
+        "*/5 * * * *"
+    );
+    s.ok(&["create", "job", "manual", "--from=cronjob/tick"]);
+    let m = s.json(&["get", "job", "manual"]);
+    assert_eq!(
+        m["metadata"]["ownerReferences"][0]["kind"], "CronJob",
+        "{m}"
+    );
+    s.ok(&["create", "service", "clusterip", "api", "--tcp=80:8080"]);
+    let svc = s.json(&["get", "service", "api"]);
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80, "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080, "{svc}");
+    s.ok(&[
+        "create",
+        "service",
+        "externalname",
+        "ext",
+        "--external-name=example.com",
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "service",
+            "ext",
+            "-o",
+            "jsonpath={.spec.externalName}"
+        ]),
+        "example.com"
+    );
+    s.ok(&["create", "quota", "q", "--hard=pods=2,requests.cpu=500m"]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "quota",
+            "q",
+            "-o",
+            "jsonpath={.spec.hard.requests\\.cpu}"
+        ]),
+        "500m"
+    );
+    s.ok(&[
+        "create",
+        "pdb",
+        "budget",
+        "--selector=app=web",
+        "--min-available=50%",
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "pdb",
+            "budget",
+            "-o",
+            "jsonpath={.spec.minAvailable}"
+        ]),
+        "50%"
+    );
+    s.ok(&["create", "ingress", "ing", "--rule=example.com/api=api:80"]);
+    let ing = s.json(&["get", "ingress", "ing"]);
+    let path = &ing["spec"]["rules"][0]["http"]["paths"][0];
+    assert_eq!(path["backend"]["service"]["port"]["number"], 80, "{ing}");
+    s.ok(&["create", "priorityclass", "high", "--value=1000"]);
+    s.ok(&["autoscale", "deployment", "web", "--min=2", "--max=5"]);
+    assert_eq!(
+        s.ok(&["get", "hpa", "web", "-o", "jsonpath={.spec.maxReplicas}"]),
+        "5"
+    );
+    s.ok(&["expose", "deployment", "web", "--port=80", "--name=web-svc"]);
+    s.ok(&["set", "image", "deployment/web", "nginx=nginx:1.26"]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "nginx:1.26"
+    );
+    let out = s.ok(&[
+        "get",
+        "deployment,job,cronjob,service,quota,pdb,ingress,hpa",
+        "-o",
+        "name",
+    ]);
+    for name in [
+        "deployment.apps/web",
+        "job.batch/once",
+        "job.batch/manual",
+        "cronjob.batch/tick",
+        "service/api",
+        "service/web-svc",
+        "resourcequota/q",
+        "poddisruptionbudget.policy/budget",
+        "ingress.networking.k8s.io/ing",
+        "horizontalpodautoscaler.autoscaling/web",
+    ] {
+        assert!(out.lines().any(|l| l == name), "{name} missing from {out}");
+    }
+}
