@@ -1,9 +1,5 @@
 //! `docker exec`, `cp` both ways, `export`, `diff` and `commit` through the real CLI.
 
-// Compiled only with `--features pending`: these scenarios are written but do not pass
-// against berth yet (see the issue notes), so they are neither run nor counted as passed.
-#![cfg(feature = "pending")]
-
 use berth_tests::Daemon;
 
 fn daemon_with_container() -> Daemon {

@@ -1,10 +1,6 @@
 //! `docker run -it` and `docker exec -it` through a real PTY: the CLI runs in a tmux pane,
 //! keys are sent with `send-keys` and the screen is read with `capture-pane`.
 
-// Compiled only with `--features pending`: these scenarios are written but do not pass
-// against berth yet (see the issue notes), so they are neither run nor counted as passed.
-#![cfg(feature = "pending")]
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 

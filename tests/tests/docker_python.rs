@@ -1,9 +1,5 @@
 //! The Python `docker` package drives berth unchanged (script: tests/python/sdk_basics.py).
 
-// Compiled only with `--features pending`: these scenarios are written but do not pass
-// against berth yet (see the issue notes), so they are neither run nor counted as passed.
-#![cfg(feature = "pending")]
-
 use berth_tests::{Daemon, fixtures};
 
 #[test]

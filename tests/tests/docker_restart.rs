@@ -2,10 +2,6 @@
 //! lists with their logs, `always` containers are started again, and a daemon killed in the
 //! middle of `run`/`rm` restarts into a consistent state.
 
-// Compiled only with `--features pending`: these scenarios are written but do not pass
-// against berth yet (see the issue notes), so they are neither run nor counted as passed.
-#![cfg(feature = "pending")]
-
 use std::time::{Duration, Instant};
 
 use berth_tests::Daemon;

@@ -1,9 +1,5 @@
 //! `--runtime runc`/`crun` per daemon and per container, beside the built-in runtime.
 
-// Compiled only with `--features pending`: these scenarios are written but do not pass
-// against berth yet (see the issue notes), so they are neither run nor counted as passed.
-#![cfg(feature = "pending")]
-
 use berth_tests::Daemon;
 
 fn have(bin: &str) -> bool {

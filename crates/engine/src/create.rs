@@ -358,8 +358,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_host_options() {
-        let mut hc = HostConfig::default();
-        hc.auto_remove = true;
+        let mut hc = HostConfig {
+            auto_remove: true,
+            ..Default::default()
+        };
         hc.restart_policy.name = "always".into();
         assert_eq!(validate_host_config(&hc).map_err(|e| e.status()), Err(400));
         let hc = HostConfig {

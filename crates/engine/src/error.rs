@@ -33,6 +33,9 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// 500: an exec process could not be started (its exit code is recorded as 126/127).
+    #[error("{0}")]
+    ExecFailed(String),
     /// 500: anything else.
     #[error("{0}")]
     Internal(String),
@@ -69,7 +72,7 @@ impl EngineError {
                 } => 400,
                 _ => 500,
             },
-            Self::Io { .. } | Self::Internal(_) => 500,
+            Self::Io { .. } | Self::ExecFailed(_) | Self::Internal(_) => 500,
         }
     }
 

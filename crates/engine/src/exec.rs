@@ -141,12 +141,6 @@ impl Engine {
             )));
         }
         let r = &exec.request;
-        let mut env: Vec<String> = c.config.env.clone().unwrap_or_default();
-        for e in r.env.iter().flatten() {
-            let key = e.split('=').next().unwrap_or_default();
-            env.retain(|x| x.split('=').next() != Some(key));
-            env.push(e.clone());
-        }
         let user_spec = if r.user.is_empty() {
             c.config.user.clone()
         } else {
@@ -158,12 +152,12 @@ impl Engine {
             PathBuf::from(&c.rootfs.merged)
         };
         let resolved = users::resolve(&rootfs, &user_spec, &[])?;
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={}", resolved.home));
-        }
-        if r.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
+        let env = crate::spec::environment(
+            &c.config.hostname,
+            r.tty,
+            c.config.env.iter().flatten().chain(r.env.iter().flatten()),
+            &resolved.home,
+        );
         let cwd = if r.working_dir.is_empty() {
             None
         } else {
@@ -188,9 +182,19 @@ impl Engine {
         let pid = match self.runtime.exec_start(&c.id, &exec.id).await {
             Ok(pid) => pid,
             Err(e) => {
-                let mut st = exec.lock();
-                st.exit_code = Some(126);
-                return Err(e.into());
+                // As Docker: 127 when the program does not exist, 126 when it cannot run.
+                let (code, message) = match &e {
+                    berth_runtime::RuntimeError::Create {
+                        message,
+                        exec_not_found,
+                    } => (
+                        if *exec_not_found { 127 } else { 126 },
+                        format!("OCI runtime exec failed: {message}"),
+                    ),
+                    other => (126, other.to_string()),
+                };
+                exec.lock().exit_code = Some(code);
+                return Err(EngineError::ExecFailed(message));
             }
         };
         {

@@ -66,6 +66,38 @@ pub fn network(mode: &str, pid_of: impl Fn(&str) -> Option<u32>) -> Result<Netwo
     }
 }
 
+/// Docker's default `PATH` for Linux containers whose environment sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A process environment as Docker composes it: `PATH`, `HOSTNAME` and (with a TTY) `TERM`
+/// first, then the given variables replacing or adding to them, and `HOME` of the user when
+/// still unset.
+pub fn environment<'a>(
+    hostname: &str,
+    tty: bool,
+    vars: impl IntoIterator<Item = &'a String>,
+    home: &str,
+) -> Vec<String> {
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        env.push("TERM=xterm".into());
+    }
+    for var in vars {
+        let key = var.split('=').next().unwrap_or_default();
+        match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
+            Some(slot) => slot.clone_from(var),
+            None => env.push(var.clone()),
+        }
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
 /// Builds the runtime configuration; reads the rootfs' /etc/passwd and /etc/group.
 pub fn container_config(
     c: &Container,
@@ -81,16 +113,12 @@ pub fn container_config(
         .or_else(|| c.host_config.group_add.clone())
         .unwrap_or_default();
     let resolved = users::resolve(rootfs, &c.config.user, &groups)?;
-    let mut env: Vec<String> = c.config.env.clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-        env.insert(1.min(env.len()), format!("HOSTNAME={}", c.config.hostname));
-    }
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", resolved.home));
-    }
-    if c.config.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
+    let env = environment(
+        &c.config.hostname,
+        c.config.tty,
+        c.config.env.iter().flatten(),
+        &resolved.home,
+    );
     let mut args = vec![c.path.clone()];
     args.extend(c.args.iter().cloned());
     let hc = &c.host_config;
@@ -172,5 +200,22 @@ mod tests {
             NetworkNamespace::Path("/proc/42/ns/net".into())
         );
         assert!(network("container:x", |_| None).is_err());
+    }
+
+    #[test]
+    fn environment_defaults_are_replaced_in_place() {
+        let vars = vec![
+            "PATH=/x".to_string(),
+            "A=1".to_string(),
+            "HOSTNAME=h2".into(),
+        ];
+        assert_eq!(
+            environment("h", true, &vars, "/root"),
+            ["PATH=/x", "HOSTNAME=h2", "TERM=xterm", "A=1", "HOME=/root"]
+        );
+        assert_eq!(
+            environment("h", false, &[], "/home/app")[..2],
+            [format!("PATH={DEFAULT_PATH}"), "HOSTNAME=h".to_string()]
+        );
     }
 }

@@ -196,13 +196,23 @@ pub async fn route_exec(
                 engine.exec_start(&exec, false).await?;
                 return Ok(http::empty(200));
             }
-            let streams = engine.exec_start(&exec, true).await?;
             let tty = exec.request.tty || start.tty;
             let wanted = Wanted {
                 stdin: exec.request.attach_stdin,
                 stdout: exec.request.attach_stdout,
                 stderr: exec.request.attach_stderr,
             };
+            // As Docker, the process starts once the connection is hijacked (output cannot
+            // overtake the 101 answer), and a failed start is reported on the connection;
+            // the client then reads the exit code (126/127) from the exec.
+            let start_engine = engine.clone();
+            let start_exec = exec.clone();
+            let streams: stream::StreamsFuture = Box::pin(async move {
+                match start_engine.exec_start(&start_exec, true).await {
+                    Ok(streams) => streams.map(Ok),
+                    Err(e) => Some(Err(e.message())),
+                }
+            });
             let finish_engine = engine.clone();
             let finish_exec = exec.clone();
             let finish: stream::Finish = Box::pin(async move {
@@ -213,7 +223,7 @@ pub async fn route_exec(
                 tty,
                 wanted,
                 Vec::new(),
-                Box::pin(async move { streams }),
+                streams,
                 Some(finish),
             ))
         }
@@ -351,7 +361,7 @@ async fn attach(
         match c.state.status {
             Status::Running | Status::Paused => {
                 let s = engine.runtime.attach(&c.id).await?;
-                Box::pin(async move { Some(s) })
+                Box::pin(async move { Some(Ok(s)) })
             }
             Status::Created | Status::Restarting | Status::Exited
                 if c.state.status != Status::Exited || !c.has_been_started =>
@@ -362,7 +372,7 @@ async fn attach(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(tx);
-                Box::pin(async move { rx.await.ok() })
+                Box::pin(async move { rx.await.ok().map(Ok) })
             }
             _ => {
                 if q.flag("logs") {
@@ -536,9 +546,15 @@ async fn archive_endpoint(
     match *method {
         Method::PUT => {
             let mut reader = http::BodyReader::new(req.into_body());
-            tokio::task::spawn_blocking(move || archive::extract_tar(&root, &path, &mut reader))
-                .await
-                .map_err(|e| EngineError::Internal(e.to_string()))??;
+            tokio::task::spawn_blocking(move || {
+                let extracted = archive::extract_tar(&root, &path, &mut reader);
+                // The tar reader stops at the end-of-archive marker; the client may still be
+                // sending padding, and answering before the body is read breaks its pipe.
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                extracted
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
             Ok(http::empty(200))
         }
         _ => {

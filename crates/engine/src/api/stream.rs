@@ -31,8 +31,11 @@ pub struct Wanted {
 /// exit code there, so that the client's inspect right after sees it).
 pub type Finish = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Where the streams come from once the client is connected.
-pub type StreamsFuture = Pin<Box<dyn Future<Output = Option<AttachStreams>> + Send>>;
+/// Where the streams come from once the client is connected: `None` ends the session at
+/// once, `Err(text)` reports a failure on the connection (as Docker reports a failed exec
+/// start after the hijack) and ends it.
+pub type StreamsFuture =
+    Pin<Box<dyn Future<Output = Option<Result<AttachStreams, String>>> + Send>>;
 
 /// Whether the request asks to hijack the connection.
 pub fn wants_upgrade(req: &Request<Incoming>) -> bool {
@@ -153,9 +156,21 @@ pub async fn pump<S>(
         }
     }
     let _ = wr.flush().await;
-    let Some(streams) = streams.await else {
-        let _ = wr.shutdown().await;
-        return;
+    let streams = match streams.await {
+        Some(Ok(streams)) => streams,
+        outcome => {
+            if let Some(Err(text)) = outcome {
+                let text = format!("{text}\r\n");
+                let chunk = if tty {
+                    Bytes::from(text)
+                } else {
+                    stdcopy::frame(StreamId::Stdout, text.as_bytes())
+                };
+                let _ = wr.write_all(&chunk).await;
+            }
+            let _ = wr.shutdown().await;
+            return;
+        }
     };
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
     let stdin_task = match (wanted.stdin, streams.stdin) {
