@@ -552,3 +552,104 @@ fn create_subcommands_of_typed_clients_send_protobuf_that_decodes() {
         assert!(out.lines().any(|l| l == name), "{name} missing from {out}");
     }
 }
+
+const TYPO_DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: typo
+spec:
+  replicas: 1
+  bogus: 1
+  selector:
+    matchLabels: {app: typo}
+  template:
+    metadata:
+      labels: {app: typo}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        imagee: nginx:typo
+";
+
+#[test]
+fn field_validation_strict_warn_and_ignore() {
+    let Some(s) = server() else { return };
+    let file = s.write_file("typo.yaml", TYPO_DEPLOYMENT);
+    // kubectl's default is --validate=strict (fieldValidation=Strict): nothing is written.
+    let err = s.fails(&["apply", "-f", arg(&file)]);
+    assert!(
+        err.contains(
+            "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.bogus\", unknown field \"spec.template.spec.containers[0].imagee\""
+        ),
+        "{err}"
+    );
+    s.fails(&["get", "deployment", "typo"]);
+    // Server-side apply names the fields the way structured merge diff does.
+    let err = s.fails(&["apply", "--server-side", "-f", arg(&file)]);
+    assert!(
+        err.contains(".spec.bogus: field not declared in schema"),
+        "{err}"
+    );
+    // Warn: created, one warning per unknown field, the fields dropped.
+    let out = s.kubectl(&["apply", "--validate=warn", "-f", arg(&file)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Warning: unknown field \"spec.bogus\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Warning: unknown field \"spec.template.spec.containers[0].imagee\""),
+        "{stderr}"
+    );
+    let d = s.json(&["get", "deployment", "typo"]);
+    assert!(d["spec"].get("bogus").is_none(), "{d}");
+    assert!(
+        d["spec"]["template"]["spec"]["containers"][0]
+            .get("imagee")
+            .is_none(),
+        "{d}"
+    );
+    assert_eq!(d["spec"]["replicas"], 1, "{d}");
+    // A strict re-apply is a patch: upstream's 422 naming the patch.
+    let changed = TYPO_DEPLOYMENT.replace("replicas: 1", "replicas: 2");
+    let file = s.write_file("typo.yaml", &changed);
+    let err = s.fails(&["apply", "-f", arg(&file)]);
+    assert!(
+        err.contains("The request is invalid: patch: Invalid value:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("strict decoding error: unknown field"),
+        "{err}"
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deployment",
+            "typo",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "1"
+    );
+    // Ignore: applied without a word.
+    let out = s.kubectl(&["apply", "--validate=false", "-f", arg(&file)]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Warning"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deployment",
+            "typo",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "2"
+    );
+}

@@ -1,11 +1,38 @@
 //! The shared state of the API server: the store, the catalog (built-ins plus CRDs) and the
 //! credentials, with the options every write verb takes.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use berth_store::Store;
 
 use crate::catalog::{Catalog, ResourceType};
+
+/// `fieldValidation`: what a write does with fields the kind's schema does not have
+/// (they are dropped in every case).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop them silently.
+    Ignore,
+    /// Drop them and answer with a `Warning` header per field (upstream's default).
+    #[default]
+    Warn,
+    /// Refuse the request (`400` strict decoding error, or `422` for a patch).
+    Strict,
+}
+
+impl FieldValidation {
+    /// The query parameter's value; anything but `Ignore` or `Strict` is `Warn`.
+    pub fn parse(value: Option<&str>) -> Self {
+        match value {
+            Some("Ignore") => Self::Ignore,
+            Some("Strict") => Self::Strict,
+            _ => Self::Warn,
+        }
+    }
+}
+
+/// Messages for the response's `Warning` headers, shared by clones of [`WriteOptions`].
+pub type Warnings = Arc<Mutex<Vec<String>>>;
 
 /// Options common to create, update, patch and delete.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +45,20 @@ pub struct WriteOptions {
     pub force: bool,
     /// The object comes from server-side apply, which maintains `managedFields` itself.
     pub apply: bool,
+    /// `fieldValidation`.
+    pub field_validation: FieldValidation,
+    /// Warnings collected while handling the request.
+    pub warnings: Warnings,
+}
+
+impl WriteOptions {
+    /// Records a warning for the response.
+    pub fn warn(&self, message: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(message);
+    }
 }
 
 /// Everything request handlers and background tasks share.

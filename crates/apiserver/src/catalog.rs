@@ -211,10 +211,15 @@ impl Catalog {
         causes
     }
 
-    /// Removes fields a CRD's structural schema does not allow (pruning); no-op for built-ins.
+    /// Removes fields the kind does not have: a CRD's structural schema (pruning), or
+    /// the upstream definition of a built-in kind (which its typed decoding drops).
     pub fn prune(&self, resource: &ResourceType, object: &mut Value) {
-        if let Some(schema) = self.crd_version(resource).and_then(|v| v.schema.as_ref()) {
-            schema::prune(schema, object);
+        if resource.custom {
+            if let Some(schema) = self.crd_version(resource).and_then(|v| v.schema.as_ref()) {
+                schema::prune(schema, object);
+            }
+        } else {
+            definitions::prune_unknown(&resource.group, &resource.version, &resource.kind, object);
         }
     }
 

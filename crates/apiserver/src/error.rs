@@ -44,7 +44,7 @@ pub enum ApiError {
         causes: Vec<Cause>,
     },
     /// Validation failed (`422 Invalid`).
-    #[error("{kind} \"{name}\" is invalid: {}", join_causes(.causes))]
+    #[error("{}", invalid_message(.kind, .name, .causes))]
     Invalid {
         /// Kind of the object.
         kind: String,
@@ -102,6 +102,16 @@ fn not_found_message(resource: &str, name: &str) -> String {
         "the server could not find the requested resource".to_string()
     } else {
         format!("{resource} \"{name}\" not found")
+    }
+}
+
+/// `Kind "name" is invalid: ...`; without a kind (a patch that does not decode) only the
+/// causes, which kubectl prints as `The request is invalid: ...`.
+fn invalid_message(kind: &str, name: &str, causes: &[Cause]) -> String {
+    if kind.is_empty() {
+        join_causes(causes)
+    } else {
+        format!("{kind} \"{name}\" is invalid: {}", join_causes(causes))
     }
 }
 

@@ -14,6 +14,7 @@ use crate::catalog::ResourceType;
 use crate::delete::DeleteOptions;
 use crate::discovery;
 use crate::error::ApiError;
+use crate::fields::FieldSource;
 use crate::http::{self, Body, Representation};
 use crate::list::ListParams;
 use crate::patch::PatchType;
@@ -247,6 +248,11 @@ fn write_options(query: &[(String, String)], user_agent: Option<&str>) -> WriteO
         field_manager: manager,
         force: http::query_value(query, "force") == Some("true"),
         apply: false,
+        field_validation: crate::api::FieldValidation::parse(http::query_value(
+            query,
+            "fieldValidation",
+        )),
+        warnings: Default::default(),
     }
 }
 
@@ -300,6 +306,7 @@ async fn resource_request(
     let representation = http::negotiate(accept)?;
     let include_object = http::query_value(&query, "includeObject").map(String::from);
     let options = write_options(&query, user_agent.as_deref());
+    let warnings = options.warnings.clone();
     let ns = target.namespace.as_deref();
     let sub = target.subresource.as_deref();
     if let Some(sub) = sub {
@@ -323,6 +330,49 @@ async fn resource_request(
         });
     }
     let body = http::read_body(req.into_body()).await?;
+    let mut response = resource_verb(
+        api,
+        resource,
+        &target,
+        &method,
+        &query,
+        content_type,
+        representation,
+        include_object,
+        options,
+        &body,
+    )
+    .await?;
+    // RFC 7234 warn-code 299 (miscellaneous persistent warning), as upstream sends them.
+    for warning in warnings
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        let quoted = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = header::HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    Ok(response)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource_verb(
+    api: &Arc<Api>,
+    resource: &ResourceType,
+    target: &ResourcePath,
+    method: &Method,
+    query: &[(String, String)],
+    content_type: Option<String>,
+    representation: Representation,
+    include_object: Option<String>,
+    options: WriteOptions,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let ns = target.namespace.as_deref();
+    let sub = target.subresource.as_deref();
+    let query = query.to_vec();
     let shown = |value: &Value| {
         represent(
             api,
@@ -332,7 +382,7 @@ async fn resource_request(
             include_object.as_deref(),
         )
     };
-    match (&method, target.name.as_deref()) {
+    match (method, target.name.as_deref()) {
         (&Method::GET, None) => {
             let params = ListParams::from_query(&query)?;
             if params.watch || target.watch {
@@ -361,12 +411,16 @@ async fn resource_request(
             if resource.namespaced && ns.is_none() {
                 return Err(ApiError::MethodNotAllowed);
             }
-            let object = http::decode_body(content_type.as_deref(), &body)?;
+            let object = http::decode_body(content_type.as_deref(), body)?;
+            api.check_fields(resource, &object, &options, FieldSource::Body)?;
             let created = api.create(resource, ns, object, &options).await?;
             Ok(respond(representation, 201, &created))
         }
         (&Method::PUT, Some(name)) => {
-            let object = http::decode_body(content_type.as_deref(), &body)?;
+            let object = http::decode_body(content_type.as_deref(), body)?;
+            if matches!(sub, None | Some("status")) {
+                api.check_fields(resource, &object, &options, FieldSource::Body)?;
+            }
             let updated = match sub {
                 Some("scale") => {
                     api.update_scale(resource, ns, name, &object, &options)
@@ -395,7 +449,7 @@ async fn resource_request(
                 .and_then(PatchType::from_content_type)
                 .ok_or(ApiError::UnsupportedMediaType)?;
             let patched = api
-                .patch(resource, ns, name, patch_type, &body, sub, &options)
+                .patch(resource, ns, name, patch_type, body, sub, &options)
                 .await?;
             Ok(respond(representation, 200, &patched))
         }
@@ -403,7 +457,7 @@ async fn resource_request(
             let body_value: Option<Value> = if body.is_empty() {
                 None
             } else {
-                Some(http::decode_body(content_type.as_deref(), &body)?)
+                Some(http::decode_body(content_type.as_deref(), body)?)
             };
             let mut options = options;
             if let Some(b) = &body_value
@@ -422,7 +476,7 @@ async fn resource_request(
             let body_value: Option<Value> = if body.is_empty() {
                 None
             } else {
-                Some(http::decode_body(content_type.as_deref(), &body)?)
+                Some(http::decode_body(content_type.as_deref(), body)?)
             };
             let delete = DeleteOptions::from_parts(body_value.as_ref(), &query);
             let result = api

@@ -8,6 +8,7 @@ pub mod crd;
 pub mod delete;
 pub mod discovery;
 pub mod error;
+pub mod fields;
 pub mod gc;
 pub mod handler;
 pub mod http;

@@ -8,6 +8,7 @@ use crate::api::{Api, WriteOptions};
 use crate::apply;
 use crate::catalog::ResourceType;
 use crate::error::ApiError;
+use crate::fields::FieldSource;
 use crate::objects::{self, meta_str};
 use crate::patch::{self, PatchError, PatchType, strategic};
 use crate::registry::UpdateMode;
@@ -135,8 +136,11 @@ impl Api {
                 ));
             }
         }
+        if patch_type == PatchType::Apply && subresource.is_none() {
+            self.check_fields(resource, &document, options, FieldSource::Apply)?;
+        }
         let key = objects::key(resource, namespace, name);
-        for _ in 0..16 {
+        for attempt in 0..16 {
             let Some(kv) = self.store().get(&key).await? else {
                 if patch_type != PatchType::Apply || subresource.is_some() {
                     return Err(ApiError::NotFound {
@@ -192,6 +196,9 @@ impl Api {
             } else {
                 let mut new = old.clone();
                 self.apply_patch(resource, &mut new, &document, patch_type)?;
+                if attempt == 0 && subresource != Some("scale") {
+                    self.check_fields(resource, &new, options, FieldSource::Patch(body))?;
+                }
                 (new, subresource)
             };
             if let Some(rv) = meta_str(&new, "resourceVersion")

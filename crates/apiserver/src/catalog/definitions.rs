@@ -175,6 +175,40 @@ fn walk(index: &Index, definition: &str, value: &Value, at: &str, out: &mut Vec<
     }
 }
 
+/// Removes the fields [`unknown_fields`] names (upstream's decoding into typed objects
+/// drops them).
+pub(super) fn prune_unknown(group: &str, version: &str, kind: &str, object: &mut Value) {
+    let index = index();
+    if let Some(definition) = index.kinds.get(&format!("{group}/{version}/{kind}")) {
+        prune_walk(index, definition, object);
+    }
+}
+
+fn prune_walk(index: &Index, definition: &str, value: &mut Value) {
+    let (Some(properties), Value::Object(map)) = (index.definitions.get(definition), value) else {
+        return;
+    };
+    map.retain(|key, _| properties.contains_key(key));
+    for (key, child_value) in map.iter_mut() {
+        let Some(child) = properties
+            .get(key)
+            .and_then(|p| p.child.as_ref().map(|c| (p, c)))
+        else {
+            continue;
+        };
+        let (property, child) = child;
+        match child_value {
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|item| prune_walk(index, child, item)),
+            Value::Object(entries) if property.map => entries
+                .values_mut()
+                .for_each(|entry| prune_walk(index, child, entry)),
+            other => prune_walk(index, child, other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +310,16 @@ mod tests {
         let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
             "data": {"k": "v"}});
         assert!(unknown_fields("", "v1", "ConfigMap", &cm).is_empty());
+        let mut pruned = deploy.clone();
+        prune_unknown("apps", "v1", "Deployment", &mut pruned);
+        assert!(unknown_fields("apps", "v1", "Deployment", &pruned).is_empty());
+        assert_eq!(
+            pruned["metadata"],
+            serde_json::json!({"name": "web", "labels": {"any": "key"}})
+        );
+        assert_eq!(
+            pruned["spec"]["template"]["spec"]["containers"][0]["resources"],
+            deploy["spec"]["template"]["spec"]["containers"][0]["resources"]
+        );
     }
 }
