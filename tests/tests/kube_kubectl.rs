@@ -653,3 +653,46 @@ fn field_validation_strict_warn_and_ignore() {
         "2"
     );
 }
+
+#[test]
+fn apply_prune_with_a_label_selector_deletes_what_left_the_files() {
+    let Some(s) = server() else { return };
+    let map = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels: {{app: shop}}\ndata: {{k: v}}\n"
+        )
+    };
+    for name in ["a", "b", "c"] {
+        s.write_file(&format!("shop/{name}.yaml"), &map(name));
+    }
+    s.write_file(
+        "shop/web.yaml",
+        &DEPLOYMENT.replace("labels: {app: web}\nspec", "labels: {app: shop}\nspec"),
+    );
+    let dir = s.dir.path().join("shop");
+    // Labelled like the set but not created by apply: prune leaves it alone.
+    s.ok(&["create", "configmap", "manual"]);
+    s.ok(&["label", "configmap", "manual", "app=shop"]);
+    // Created by apply but outside the selector: also kept.
+    s.ok_stdin(
+        &["apply", "-f", "-"],
+        &map("other").replace("app: shop", "app: else"),
+    );
+    let out = s.ok(&["apply", "-f", arg(&dir), "--prune", "-l", "app=shop"]);
+    assert!(out.contains("configmap/a created"), "{out}");
+    std::fs::remove_file(dir.join("b.yaml")).expect("remove b");
+    std::fs::remove_file(dir.join("web.yaml")).expect("remove web");
+    let out = s.ok(&["apply", "-f", arg(&dir), "--prune", "-l", "app=shop"]);
+    assert!(out.contains("configmap/b pruned"), "{out}");
+    assert!(out.contains("deployment.apps/web pruned"), "{out}");
+    assert_eq!(
+        names(&s.ok(&["get", "configmaps", "-o", "name"])),
+        [
+            "configmap/a",
+            "configmap/c",
+            "configmap/manual",
+            "configmap/other"
+        ]
+    );
+    s.fails(&["get", "deployment", "web"]);
+}
