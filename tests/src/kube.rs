@@ -46,6 +46,94 @@ pub fn missing_prerequisite() -> Option<String> {
     None
 }
 
+/// Environment variable choosing the datastore of [`KubeServer::start`]: `sqlite`, `etcd`
+/// or `memory`. Unset: `etcd` in the `kube_etcd` test binary (which runs the kube suites
+/// again), else `sqlite`.
+pub const BERTH_TEST_DATASTORE: &str = "BERTH_TEST_DATASTORE";
+
+/// The datastore the kube tests of this process run on.
+pub fn test_datastore() -> String {
+    if let Some(value) = std::env::var_os(BERTH_TEST_DATASTORE) {
+        return value.to_string_lossy().into_owned();
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let name = exe.file_name().unwrap_or_default().to_string_lossy();
+    if name.starts_with("kube_etcd") {
+        "etcd".into()
+    } else {
+        "sqlite".into()
+    }
+}
+
+/// A single-member etcd (Debian's `etcd-server`) in a temporary directory on free loopback
+/// ports, killed by PID when dropped.
+pub struct Etcd {
+    child: Child,
+    /// The client URL (`http://127.0.0.1:PORT`).
+    pub endpoint: String,
+    dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// Starts etcd and waits until it answers, or returns why it cannot.
+    pub fn start() -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let (client, peer) = (free_port(), free_port());
+        let endpoint = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).map_err(|e| e.to_string())?;
+        let child = Command::new("etcd")
+            .arg("--name=berth-test")
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!("--listen-client-urls={endpoint}"))
+            .arg(format!("--advertise-client-urls={endpoint}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=berth-test={peer_url}"))
+            .arg("--log-level=error")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("etcd (Debian package etcd-server) cannot start: {e}"))?;
+        let mut etcd = Self {
+            child,
+            endpoint,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr: SocketAddr = format!("127.0.0.1:{client}")
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = etcd.child.try_wait() {
+                return Err(format!("etcd exited with {status}: {}", etcd.log()));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(etcd);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("etcd did not start: {}", etcd.log()))
+    }
+
+    /// etcd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+    }
+
+    /// The process id of etcd.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running `berth server` with its own data directory.
 pub struct KubeServer {
     child: Child,
@@ -53,40 +141,71 @@ pub struct KubeServer {
     pub dir: tempfile::TempDir,
     /// The HTTPS address.
     pub addr: SocketAddr,
+    args: Vec<String>,
+    /// The etcd the server stores into, with `--datastore etcd` (dropped after the server).
+    pub etcd: Option<Etcd>,
 }
 
 impl KubeServer {
-    /// Starts a server, or returns why it cannot (tests print that and pass).
+    /// Starts a server on the datastore of [`test_datastore`] (an etcd of its own for
+    /// `etcd`), or returns why it cannot (tests print that and pass).
     pub fn start() -> Result<Self, String> {
-        Self::start_with(&[])
+        Self::start_on(&test_datastore())
     }
 
-    /// Starts a server with extra arguments (for example `--datastore etcd`).
+    /// Starts a server on `datastore` (`sqlite`, `etcd`, `memory`).
+    pub fn start_on(datastore: &str) -> Result<Self, String> {
+        if let Some(why) = missing_prerequisite() {
+            return Err(why);
+        }
+        if datastore != "etcd" {
+            return Self::launch(&["--datastore", datastore], None);
+        }
+        let etcd = Etcd::start()?;
+        let endpoint = etcd.endpoint.clone();
+        Self::launch(
+            &["--datastore", "etcd", "--etcd-endpoints", &endpoint],
+            Some(etcd),
+        )
+    }
+
+    /// Starts a server with extra arguments (for example `--datastore memory`).
     pub fn start_with(extra: &[&str]) -> Result<Self, String> {
         if let Some(why) = missing_prerequisite() {
             return Err(why);
         }
+        Self::launch(extra, None)
+    }
+
+    fn launch(extra: &[&str], etcd: Option<Etcd>) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}")
             .parse()
             .map_err(|e| format!("{e}"))?;
-        let log =
-            std::fs::File::create(dir.path().join("server.log")).map_err(|e| e.to_string())?;
-        let child = Command::new(berth_bin())
-            .arg("server")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .arg("--https-listen")
-            .arg(addr.to_string())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", berth_bin().display()))?;
-        let mut server = Self { child, dir, addr };
+        let args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let child = spawn_server(dir.path(), addr, &args)?;
+        let mut server = Self {
+            child,
+            dir,
+            addr,
+            args,
+            etcd,
+        };
         server.wait_ready()?;
         Ok(server)
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything) and reaps it.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data directory, address and datastore.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.child = spawn_server(self.dir.path(), self.addr, &self.args)?;
+        self.wait_ready()
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -256,6 +375,25 @@ impl Drop for KubeServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn_server(dir: &Path, addr: SocketAddr, args: &[String]) -> Result<Child, String> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .map_err(|e| e.to_string())?;
+    Command::new(berth_bin())
+        .arg("server")
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--https-listen")
+        .arg(addr.to_string())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", berth_bin().display()))
 }
 
 /// Polls `check` until it holds or `timeout` passes.
