@@ -137,3 +137,49 @@ fn exec_it_gives_a_shell_in_a_running_container() {
     assert!(s.contains("/dev/pts/"), "{s}");
     t.keys(&["exit", "Enter"]);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn detach_keys_leave_the_container_running_and_attach_returns() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let t = Tmux::start(
+        &d,
+        "sh -c 'docker run -it --name dt busybox sh; echo cli-exit-$?; sleep 60'",
+    );
+    t.wait_for("/ #");
+    t.keys(&["echo before-detach", "Enter"]);
+    t.wait_for("before-detach");
+    // ctrl-p ctrl-q: the CLI leaves with 0, the shell goes on.
+    t.keys(&["C-p", "C-q"]);
+    t.wait_for("cli-exit-0");
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "dt"]),
+        "running"
+    );
+    drop(t);
+    let t = Tmux::start(
+        &d,
+        "sh -c 'docker attach dt; echo attach-exit-$?; sleep 60'",
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    t.keys(&["echo again-$((2*21))", "Enter"]);
+    t.wait_for("again-42");
+    t.keys(&["exit 5", "Enter"]);
+    t.wait_for("attach-exit-5");
+    // Custom keys on exec: a single ctrl-x detaches (the CLI reports it for exec, as with
+    // Docker, and exits 1).
+    d.docker_ok(&["start", "dt"]);
+    let t2 = Tmux::start(
+        &d,
+        "sh -c 'docker exec -it --detach-keys ctrl-x dt sh; echo exec-exit-$?; sleep 60'",
+    );
+    t2.wait_for("/ #");
+    t2.keys(&["C-x"]);
+    let s = t2.wait_for("exec-exit-1");
+    assert!(s.contains("read escape sequence"), "{s}");
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Status}}", "dt"]),
+        "running"
+    );
+}

@@ -201,6 +201,7 @@ pub async fn route_exec(
                 stdin: exec.request.attach_stdin,
                 stdout: exec.request.attach_stdout,
                 stderr: exec.request.attach_stderr,
+                detach_keys: stream::parse_detach_keys(&exec.request.detach_keys)?,
             };
             // As Docker, the process starts once the connection is hijacked (output cannot
             // overtake the 101 answer), and a failed start is reported on the connection;
@@ -340,6 +341,7 @@ async fn attach(
         stdin: q.flag("stdin"),
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
+        detach_keys: stream::parse_detach_keys(q.get("detachKeys").unwrap_or_default())?,
     };
     let mut preamble = Vec::new();
     if q.flag("logs") {

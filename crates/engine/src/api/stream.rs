@@ -17,14 +17,81 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::http::Body;
+use crate::error::EngineError;
 use crate::stdcopy::{self, StreamId};
 
-/// Which streams a client wants.
-#[derive(Debug, Clone, Copy)]
+/// Which streams a client wants, and the key sequence that detaches it.
+#[derive(Debug, Clone)]
 pub struct Wanted {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    pub detach_keys: Vec<u8>,
+}
+
+/// Docker's default detach sequence, ctrl-p ctrl-q.
+pub const DEFAULT_DETACH_KEYS: [u8; 2] = [16, 17];
+
+/// Parses Docker's detach key notation (`ctrl-p,ctrl-q`, `a,ctrl-@`); empty means the default.
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, EngineError> {
+    if spec.is_empty() {
+        return Ok(DEFAULT_DETACH_KEYS.to_vec());
+    }
+    let invalid = || EngineError::InvalidArgument(format!("Invalid detach keys ({spec}) provided"));
+    spec.split(',')
+        .map(|key| match key.strip_prefix("ctrl-") {
+            Some(c) if c.len() == 1 => match c.as_bytes()[0] {
+                b @ b'a'..=b'z' => Ok(b - b'a' + 1),
+                b @ (b'@' | b'[' | b'\\' | b']' | b'^' | b'_') => Ok(b - b'@'),
+                _ => Err(invalid()),
+            },
+            None if key.len() == 1 => Ok(key.as_bytes()[0]),
+            _ => Err(invalid()),
+        })
+        .collect()
+}
+
+/// Copies client input to the process until the input ends (`false`) or the client types
+/// the detach sequence (`true`; the sequence itself is not forwarded).
+async fn copy_input<R, W>(mut from: R, to: &mut W, keys: &[u8]) -> bool
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 32 * 1024];
+    // How many bytes of the sequence were typed last (held back until it is decided).
+    let mut matched = 0;
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n + matched);
+        for &b in &buf[..n] {
+            if !keys.is_empty() && b == keys[matched] {
+                matched += 1;
+                if matched == keys.len() {
+                    let _ = to.write_all(&out).await;
+                    return true;
+                }
+                continue;
+            }
+            out.extend_from_slice(&keys[..matched]);
+            matched = 0;
+            if !keys.is_empty() && b == keys[0] {
+                matched = 1;
+                if keys.len() == 1 {
+                    let _ = to.write_all(&out).await;
+                    return true;
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        if !out.is_empty() && to.write_all(&out).await.is_err() {
+            return false;
+        }
+    }
 }
 
 /// Work run after the output ended and before the connection is closed (an exec records its
@@ -173,10 +240,17 @@ pub async fn pump<S>(
         }
     };
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+    let (detached_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
+    let keys = wanted.detach_keys.clone();
     let stdin_task = match (wanted.stdin, streams.stdin) {
         (true, Some(mut stdin)) => Some(tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut rd, &mut stdin).await;
-            let _ = stdin.shutdown().await;
+            if copy_input(&mut rd, &mut stdin, &keys).await {
+                let _ = detached_tx.send(());
+            } else if !tty {
+                // As Docker: the end of a client's input closes a pipe stdin; a terminal
+                // stays open for the next client.
+                let _ = stdin.shutdown().await;
+            }
         })),
         _ => None,
     };
@@ -198,16 +272,62 @@ pub async fn pump<S>(
     }
     drop(tx);
     let mut client_gone = false;
-    while let Some(chunk) = rx.recv().await {
-        if !client_gone && (wr.write_all(&chunk).await.is_err() || wr.flush().await.is_err()) {
-            client_gone = true;
+    let mut was_detached = false;
+    loop {
+        tokio::select! {
+            chunk = rx.recv() => {
+                let Some(chunk) = chunk else { break };
+                if !client_gone
+                    && (wr.write_all(&chunk).await.is_err() || wr.flush().await.is_err())
+                {
+                    client_gone = true;
+                }
+            }
+            Ok(()) = &mut detached => {
+                was_detached = true;
+                break;
+            }
         }
     }
     if let Some(f) = finish {
-        f.await;
+        if was_detached {
+            // The process goes on; its exit is still recorded.
+            tokio::spawn(f);
+        } else {
+            f.await;
+        }
     }
     let _ = wr.shutdown().await;
     if let Some(t) = stdin_task {
         t.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_follow_docker_notation() {
+        assert_eq!(parse_detach_keys("").expect("default"), [16, 17]);
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").expect("keys"), [16, 17]);
+        assert_eq!(
+            parse_detach_keys("a,ctrl-@,ctrl-[").expect("keys"),
+            [b'a', 0, 27]
+        );
+        assert!(parse_detach_keys("ctrl-1").is_err());
+        assert!(parse_detach_keys("ab").is_err());
+    }
+
+    #[tokio::test]
+    async fn input_is_forwarded_until_the_detach_sequence() {
+        let mut out = Vec::new();
+        // A lone ctrl-p is forwarded; ctrl-p ctrl-q detaches and is swallowed.
+        let input: &[u8] = b"ab\x10c\x10\x11never";
+        assert!(copy_input(input, &mut out, &[16, 17]).await);
+        assert_eq!(out, b"ab\x10c");
+        let mut out = Vec::new();
+        assert!(!copy_input(&b"plain"[..], &mut out, &[16, 17]).await);
+        assert_eq!(out, b"plain");
     }
 }

@@ -203,8 +203,8 @@ impl Proc {
             }
         }
         if self.stdin_eof
-            && let Some(fd) = self.stdin.take()
             && !self.tty
+            && let Some(fd) = self.stdin.take()
         {
             let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
         }

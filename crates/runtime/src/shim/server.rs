@@ -370,7 +370,8 @@ impl Shim {
                         && p.stdin.is_some()
                     {
                         p.stdin_buf.extend_from_slice(&data);
-                        if eof && p.stdin_once {
+                        // As Docker: a terminal stays open for the next client.
+                        if eof && p.stdin_once && !p.tty {
                             p.stdin_eof = true;
                         }
                         p.flush_stdin();
