@@ -142,6 +142,59 @@ pub fn read_from(path: &Path, offset: u64, opts: &LogOptions) -> Result<(Vec<Byt
     Ok((out, pos))
 }
 
+/// Wakes a follower when the log file is written (inotify) instead of polling it.
+pub struct LogWatch {
+    fd: tokio::io::unix::AsyncFd<WatchFd>,
+}
+
+struct WatchFd(nix::sys::inotify::Inotify);
+
+impl std::os::fd::AsRawFd for WatchFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl LogWatch {
+    /// Watches `path` for writes; needs a tokio runtime.
+    pub fn new(path: &Path) -> std::io::Result<Self> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        inotify.add_watch(
+            path,
+            AddWatchFlags::IN_MODIFY
+                | AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_DELETE_SELF
+                | AddWatchFlags::IN_MOVE_SELF,
+        )?;
+        // SAFETY: `WatchFd` owns the inotify descriptor and the `AsyncFd` owns the
+        // `WatchFd`, so the descriptor stays open for as long as it is registered.
+        #[allow(unsafe_code)]
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                WatchFd(inotify),
+                tokio::io::Interest::READABLE,
+            )
+        }
+        .map_err(std::io::Error::from)?;
+        Ok(Self { fd })
+    }
+
+    /// Resolves at the next change of the file (at once if changes are pending).
+    pub async fn changed(&self) {
+        loop {
+            let Ok(mut ready) = self.fd.readable().await else {
+                return std::future::pending().await;
+            };
+            match ready.get_inner().0.read_events() {
+                Err(nix::errno::Errno::EAGAIN) => ready.clear_ready(),
+                _ => return,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -441,6 +441,9 @@ fn logs_endpoint(engine: &Arc<Engine>, id: &str, q: &Query) -> Result<Response<B
         if !opts.follow {
             return;
         }
+        // Woken by writes to the file and by the container's events (its exit); the slow
+        // tick only covers a file replaced under the watch.
+        let watch = logs::LogWatch::new(&path).ok();
         loop {
             let alive = {
                 let s = entry.lock().state.status;
@@ -461,8 +464,15 @@ fn logs_endpoint(engine: &Arc<Engine>, id: &str, q: &Query) -> Result<Response<B
             if !alive {
                 return;
             }
+            let written = async {
+                match &watch {
+                    Some(w) => w.changed().await,
+                    None => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = written => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = events.recv() => {}
                 _ = tx.closed() => return,
             }
