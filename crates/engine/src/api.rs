@@ -1,6 +1,7 @@
 //! The Docker Engine API: request routing (with or without a `/v1.NN` prefix) to the
 //! handlers in `api/containers.rs`, `api/images.rs` and `api/system.rs`.
 
+pub mod build;
 pub mod containers;
 pub mod http;
 pub mod images;
@@ -87,6 +88,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
         ("exec", _) => containers::route_exec(engine, req, &method, &s[1..], &query).await,
         ("images", _) => images::route(engine, req, &method, &path, &query).await,
         ("commit", &Method::POST) => images::commit(engine, req, &query).await,
+        ("build", &Method::POST) => build::build(engine, req, &query).await,
         ("networks", &Method::GET) if s.len() == 1 => Ok(system::networks()),
         ("volumes", &Method::GET) if s.len() == 1 => Ok(http::json(
             200,

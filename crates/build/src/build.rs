@@ -1,0 +1,1208 @@
+//! The build loop: stages, steps, the cache and Docker's classic output.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_image::digest::{HashingWriter, short_id};
+use berth_image::{ContainerDefaults, History, ImageConfig, ImageError, ImageStore, RootFs};
+use berth_runtime::Runtime;
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::cache::Cache;
+use crate::context::Context;
+use crate::copy::{self, CopySpec, SourceRoot};
+use crate::dockerfile::{self, Dockerfile, Form, Instruction};
+use crate::lex::{self, Vars};
+use crate::run::{self, RunSpec, blocking};
+use crate::view::ImageView;
+use crate::{BuildError, BuildOptions, Progress};
+
+/// Builds images; one per daemon, shared by concurrent builds.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    store: Arc<ImageStore>,
+    runtime: Runtime,
+    root: PathBuf,
+    cache: Cache,
+}
+
+/// State of the stage being built.
+#[derive(Debug, Clone)]
+struct Stage {
+    /// Current image (`None`: scratch with nothing on it yet).
+    image: Option<String>,
+    config: ImageConfig,
+    /// ARGs declared in the stage with their values.
+    args: Vec<(String, Option<String>)>,
+    cmd_set: bool,
+}
+
+impl Stage {
+    fn defaults(&mut self) -> &mut ContainerDefaults {
+        self.config
+            .config
+            .get_or_insert_with(ContainerDefaults::default)
+    }
+
+    fn env(&self) -> Vec<String> {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default()
+    }
+
+    /// Variables for substitution: ARGs, overridden by ENV.
+    fn vars(&self) -> Vars {
+        let mut v: Vars = self
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        for e in self.env() {
+            if let Some((k, val)) = e.split_once('=') {
+                v.insert(k.into(), val.into());
+            }
+        }
+        v
+    }
+
+    fn shell(&self) -> Vec<String> {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.extra.get("Shell"))
+            .and_then(|s| serde_json::from_value::<Vec<String>>(s.clone()).ok())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    fn workdir(&self) -> String {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+}
+
+/// What a step changes.
+enum Change {
+    /// Only the config.
+    Config(Box<ContainerDefaults>),
+    /// A layer tar at this path, made by COPY/ADD.
+    Layer(PathBuf),
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// `/a/b/../c` → `/a/c`.
+fn clean_abs(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for s in p.split('/') {
+        match s {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// Go-style duration (`30s`, `1m30s`, `500ms`) in nanoseconds.
+fn duration_ns(s: &str) -> Result<i64, BuildError> {
+    let bad = || BuildError::Syntax(format!("time: invalid duration \"{s}\""));
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    if rest == "0" {
+        return Ok(0);
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..n].parse().map_err(|_| bad())?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let mult = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        total += value * mult;
+        rest = &rest[u..];
+    }
+    Ok(total as i64)
+}
+
+impl Builder {
+    /// A builder keeping its cache and temporary files under `root`.
+    /// With `sweep`, temporary files a crashed earlier process left are removed first (only
+    /// when no build of this root is running).
+    pub fn new(
+        store: Arc<ImageStore>,
+        runtime: Runtime,
+        root: &Path,
+        sweep: bool,
+    ) -> Result<Self, BuildError> {
+        let tmp = root.join("tmp");
+        if sweep {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        fs::create_dir_all(&tmp)?;
+        Ok(Self {
+            cache: Cache::open(&root.join("cache"))?,
+            store,
+            runtime,
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn tmp(&self, prefix: &str) -> PathBuf {
+        self.root
+            .join("tmp")
+            .join(format!("{prefix}-{:016x}", rand::random::<u64>()))
+    }
+
+    /// Extracts a context tar (blocking); reads the Dockerfile named `dockerfile` from it,
+    /// then applies `.dockerignore`.
+    pub fn prepare(
+        &self,
+        tar: &mut dyn Read,
+        dockerfile: &str,
+    ) -> Result<(Context, Dockerfile), BuildError> {
+        let mut ctx = Context::extract(tar, &self.tmp("context"))?;
+        let name = if dockerfile.is_empty() {
+            "Dockerfile"
+        } else {
+            dockerfile
+        };
+        let path = ctx.resolve(name.trim_start_matches('/'))?;
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(_) if name == "Dockerfile" && ctx.dir().join("dockerfile").is_file() => {
+                fs::read(ctx.dir().join("dockerfile"))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BuildError::Context(format!(
+                    "Cannot locate specified Dockerfile: {name}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let df = dockerfile::parse(&String::from_utf8_lossy(&text))?;
+        ctx.apply_dockerignore()?;
+        Ok((ctx, df))
+    }
+
+    /// Runs a build; reports progress on `out`; returns the image id.
+    pub async fn build(
+        &self,
+        ctx: &Context,
+        df: &Dockerfile,
+        opts: &BuildOptions,
+        out: UnboundedSender<Progress>,
+    ) -> Result<String, BuildError> {
+        let (quiet_tx, _quiet_rx) = tokio::sync::mpsc::unbounded_channel();
+        let say = if opts.quiet { quiet_tx } else { out.clone() };
+        let mut run = BuildRun {
+            b: self,
+            ctx,
+            escape: df.escape,
+            opts,
+            out: say,
+            step: 0,
+            total: 0,
+            stages: Vec::new(),
+            used_args: BTreeSet::new(),
+            global: Vec::new(),
+        };
+        let id = run.all(df).await?;
+        for t in &opts.tags {
+            let (s, id2, t2) = (self.store.clone(), id.clone(), t.clone());
+            blocking(move || Ok(s.tag(&id2, &t2)?)).await?;
+        }
+        let _ = out.send(Progress::Aux(id.clone()));
+        if opts.quiet {
+            let _ = out.send(Progress::Stream(format!("{id}\n")));
+        } else {
+            let _ = out.send(Progress::Stream(format!(
+                "Successfully built {}\n",
+                &short_id(&id)[..12.min(short_id(&id).len())]
+            )));
+            for t in &opts.tags {
+                let shown = berth_image::Reference::parse_with_default_tag(t)
+                    .map(|r| r.familiar())
+                    .unwrap_or_else(|_| t.clone());
+                let _ = out.send(Progress::Stream(format!("Successfully tagged {shown}\n")));
+            }
+        }
+        Ok(id)
+    }
+}
+
+struct BuildRun<'a> {
+    b: &'a Builder,
+    ctx: &'a Context,
+    escape: char,
+    opts: &'a BuildOptions,
+    out: UnboundedSender<Progress>,
+    step: usize,
+    total: usize,
+    /// Finished stages: name (lower case) and image.
+    stages: Vec<(Option<String>, Option<String>)>,
+    used_args: BTreeSet<String>,
+    /// ARGs before the first FROM.
+    global: Vec<(String, Option<String>)>,
+}
+
+impl BuildRun<'_> {
+    fn say(&self, s: impl Into<String>) {
+        let _ = self.out.send(Progress::Stream(s.into()));
+    }
+
+    async fn all(&mut self, df: &Dockerfile) -> Result<String, BuildError> {
+        let ins = &df.instructions;
+        let first_from = ins
+            .iter()
+            .position(|i| i.keyword == "FROM")
+            .ok_or_else(|| BuildError::Syntax("no build stage in current context".into()))?;
+        if let Some(bad) = ins[..first_from].iter().find(|i| i.keyword != "ARG") {
+            return Err(BuildError::Syntax(format!(
+                "dockerfile parse error on line {}: {} not allowed before FROM",
+                bad.line, bad.keyword
+            )));
+        }
+        // Stages: [start, end) ranges of instructions beginning with FROM.
+        let mut bounds: Vec<usize> = ins
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.keyword == "FROM")
+            .map(|(n, _)| n)
+            .collect();
+        bounds.push(ins.len());
+        let names: Vec<Option<String>> = bounds[..bounds.len() - 1]
+            .iter()
+            .map(|&s| stage_name(&ins[s]))
+            .collect();
+        let last = match &self.opts.target {
+            Some(t) if !t.is_empty() => names
+                .iter()
+                .position(|n| n.as_deref() == Some(t.to_ascii_lowercase().as_str()))
+                .ok_or_else(|| {
+                    BuildError::NotFound(format!("failed to reach build target {t} in Dockerfile"))
+                })?,
+            _ => names.len() - 1,
+        };
+        let mut labels: Vec<Instruction> = Vec::new();
+        if !self.opts.labels.is_empty() {
+            let text = self
+                .opts
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            labels.push(dockerfile::instruction(0, &format!("LABEL {text}"))?);
+        }
+        self.total = first_from + (bounds[last + 1] - first_from) + labels.len();
+        for ins in &ins[..first_from] {
+            self.step_header(ins);
+            let pairs = self.arg_pairs(ins, &Vars::new())?;
+            for (k, v) in pairs {
+                let v = self
+                    .opts
+                    .build_args
+                    .get(&k)
+                    .cloned()
+                    .inspect(|_| {
+                        self.used_args.insert(k.clone());
+                    })
+                    .unwrap_or(v);
+                self.global.retain(|(n, _)| *n != k);
+                self.global.push((k, v));
+            }
+        }
+        let mut result = None;
+        for s in 0..=last {
+            let body: Vec<Instruction> = if s == last {
+                ins[bounds[s] + 1..bounds[s + 1]]
+                    .iter()
+                    .cloned()
+                    .chain(labels.iter().cloned())
+                    .collect()
+            } else {
+                ins[bounds[s] + 1..bounds[s + 1]].to_vec()
+            };
+            let image = self.stage(&ins[bounds[s]], &body).await?;
+            self.stages.push((names[s].clone(), image.clone()));
+            result = image;
+        }
+        let unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| !self.used_args.contains(*k))
+            .collect();
+        if !unused.is_empty() {
+            let list = unused
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            self.say(format!(
+                "[Warning] One or more build-args [{list}] were not consumed\n"
+            ));
+        }
+        result.ok_or_else(|| {
+            BuildError::Syntax("No image was generated. Is your Dockerfile empty?".into())
+        })
+    }
+
+    fn step_header(&mut self, ins: &Instruction) {
+        self.step += 1;
+        self.say(format!(
+            "Step {}/{} : {}\n",
+            self.step, self.total, ins.original
+        ));
+    }
+
+    fn global_vars(&self) -> Vars {
+        self.global
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect()
+    }
+
+    fn arg_pairs(
+        &self,
+        ins: &Instruction,
+        vars: &Vars,
+    ) -> Result<Vec<(String, Option<String>)>, BuildError> {
+        let mut out = Vec::new();
+        for w in lex::split_raw(&ins.args, self.escape) {
+            match w.split_once('=') {
+                Some((k, v)) => out.push((k.to_string(), Some(lex::word(v, vars, self.escape)?))),
+                None => out.push((w.clone(), None)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds one stage; returns its image.
+    async fn stage(
+        &mut self,
+        from: &Instruction,
+        body: &[Instruction],
+    ) -> Result<Option<String>, BuildError> {
+        self.step_header(from);
+        let words = lex::words(&from.args, &self.global_vars(), self.escape)?;
+        let base = words.first().cloned().ok_or_else(|| {
+            BuildError::Syntax("FROM requires either one or three arguments".into())
+        })?;
+        if words.len() != 1 && !(words.len() == 3 && words[1].eq_ignore_ascii_case("as")) {
+            return Err(BuildError::Syntax(
+                "FROM requires either one or three arguments".into(),
+            ));
+        }
+        let image = if base.eq_ignore_ascii_case("scratch") {
+            None
+        } else if let Some((_, img)) = self
+            .stages
+            .iter()
+            .rev()
+            .find(|(n, _)| n.as_deref() == Some(base.to_ascii_lowercase().as_str()))
+        {
+            img.clone()
+        } else {
+            let (s, name) = (self.b.store.clone(), base.clone());
+            let img = blocking(move || match s.resolve(&name) {
+                Ok(i) => Ok(i.id),
+                Err(ImageError::NotFound(_)) => Err(BuildError::NotFound(format!(
+                    "pull access denied for {name}, repository does not exist or may require 'docker login': No such image: {name}"
+                ))),
+                Err(e) => Err(e.into()),
+            })
+            .await?;
+            Some(img)
+        };
+        let config = match &image {
+            Some(id) => {
+                let (s, id) = (self.b.store.clone(), id.clone());
+                let bytes = blocking(move || Ok(s.config_bytes(&id)?)).await?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| BuildError::Context(format!("invalid base image config: {e}")))?
+            }
+            None => ImageConfig {
+                architecture: host_arch().into(),
+                os: "linux".into(),
+                rootfs: RootFs {
+                    kind: "layers".into(),
+                    diff_ids: Vec::new(),
+                },
+                ..ImageConfig::default()
+            },
+        };
+        match &image {
+            Some(id) => self.say(format!(" ---> {}\n", &short_id(id)[..12])),
+            None => self.say(" ---> \n"),
+        }
+        let mut st = Stage {
+            image,
+            config,
+            args: Vec::new(),
+            cmd_set: false,
+        };
+        if !st.env().iter().any(|e| e.starts_with("PATH=")) {
+            let mut env = st.env();
+            env.insert(0, run::DEFAULT_PATH.into());
+            st.defaults().env = Some(env);
+        }
+        // ONBUILD triggers of the base run first and are not inherited.
+        let triggers: Vec<String> = st
+            .config
+            .config
+            .as_mut()
+            .and_then(|c| c.extra.remove("OnBuild"))
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        if !triggers.is_empty() {
+            self.say(format!(
+                "# Executing {} build trigger{}\n",
+                triggers.len(),
+                if triggers.len() == 1 { "" } else { "s" }
+            ));
+            for t in &triggers {
+                let ins = dockerfile::instruction(from.line, t)?;
+                self.dispatch(&mut st, &ins).await?;
+            }
+        }
+        for ins in body {
+            self.step_header(ins);
+            self.dispatch(&mut st, ins).await?;
+        }
+        Ok(st.image)
+    }
+
+    async fn dispatch(&mut self, st: &mut Stage, ins: &Instruction) -> Result<(), BuildError> {
+        let vars = st.vars();
+        let e = self.escape;
+        let kw = ins.keyword.as_str();
+        if !matches!(kw, "COPY" | "ADD" | "HEALTHCHECK" | "RUN" | "FROM") {
+            ins.check_flags(&[])?;
+        }
+        let mut d = st.config.config.clone().unwrap_or_default();
+        let nop = |s: String| format!("/bin/sh -c #(nop)  {s}");
+        match kw {
+            "ENV" => {
+                let pairs = lex::pairs(&ins.args, &vars, e, "ENV")?;
+                let mut env = d.env.clone().unwrap_or_default();
+                for (k, v) in &pairs {
+                    env.retain(|x| x.split_once('=').map(|(a, _)| a) != Some(k.as_str()));
+                    env.push(format!("{k}={v}"));
+                }
+                d.env = Some(env);
+                let shown = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                self.meta(st, d, nop(format!("ENV {shown}"))).await
+            }
+            "LABEL" => {
+                let pairs = lex::pairs(&ins.args, &vars, e, "LABEL")?;
+                let mut labels = d.labels.clone().unwrap_or_default();
+                for (k, v) in &pairs {
+                    labels.insert(k.clone(), v.clone());
+                }
+                d.labels = Some(labels);
+                let shown = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                self.meta(st, d, nop(format!("LABEL {shown}"))).await
+            }
+            "MAINTAINER" => {
+                let who = lex::word(&ins.args, &vars, e)?;
+                st.config.author = Some(who.clone());
+                self.meta(st, d, nop(format!("MAINTAINER {who}"))).await
+            }
+            "ARG" => {
+                let pairs = self.arg_pairs(ins, &vars)?;
+                let mut shown = Vec::new();
+                for (k, default) in pairs {
+                    let global = self
+                        .global
+                        .iter()
+                        .find(|(n, _)| *n == k)
+                        .and_then(|(_, v)| v.clone());
+                    let value = match self.opts.build_args.get(&k) {
+                        Some(v) => {
+                            self.used_args.insert(k.clone());
+                            v.clone().or(default.clone()).or(global)
+                        }
+                        None => default.clone().or(global),
+                    };
+                    shown.push(match &default {
+                        Some(v) => format!("{k}={v}"),
+                        None => k.clone(),
+                    });
+                    st.args.retain(|(n, _)| *n != k);
+                    st.args.push((k, value));
+                }
+                self.meta(st, d, nop(format!("ARG {}", shown.join(" "))))
+                    .await
+            }
+            "WORKDIR" => {
+                let w = lex::word(&ins.args, &vars, e)?;
+                let joined = if w.starts_with('/') {
+                    w
+                } else {
+                    format!("{}/{w}", st.workdir())
+                };
+                let w = clean_abs(&joined);
+                d.working_dir = Some(w.clone());
+                self.meta(st, d, nop(format!("WORKDIR {w}"))).await
+            }
+            "USER" => {
+                let u = lex::word(&ins.args, &vars, e)?;
+                d.user = Some(u.clone());
+                self.meta(st, d, nop(format!("USER {u}"))).await
+            }
+            "STOPSIGNAL" => {
+                let s = lex::word(&ins.args, &vars, e)?;
+                d.stop_signal = Some(s.clone());
+                self.meta(st, d, nop(format!("STOPSIGNAL {s}"))).await
+            }
+            "EXPOSE" => {
+                let mut ports = d.exposed_ports.clone().unwrap_or_default();
+                let mut shown = Vec::new();
+                for w in lex::words(&ins.args, &vars, e)? {
+                    for p in expand_ports(&w)? {
+                        shown.push(p.clone());
+                        ports.insert(p, json!({}));
+                    }
+                }
+                d.exposed_ports = Some(ports);
+                self.meta(st, d, nop(format!("EXPOSE {}", shown.join(" "))))
+                    .await
+            }
+            "VOLUME" => {
+                let list = match ins.form() {
+                    Form::Exec(v) => v
+                        .iter()
+                        .map(|s| lex::word(s, &vars, e))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    Form::Shell(s) => lex::words(&s, &vars, e)?,
+                };
+                let mut vols = d.volumes.clone().unwrap_or_default();
+                for v in &list {
+                    if v.trim().is_empty() {
+                        return Err(BuildError::Syntax(
+                            "VOLUME specified can not be an empty string".into(),
+                        ));
+                    }
+                    vols.insert(v.clone(), json!({}));
+                }
+                d.volumes = Some(vols);
+                self.meta(st, d, nop(format!("VOLUME [{}]", list.join(" "))))
+                    .await
+            }
+            "CMD" | "ENTRYPOINT" => {
+                let argv = match ins.form() {
+                    Form::Exec(v) => v,
+                    Form::Shell(s) if s.is_empty() && kw == "ENTRYPOINT" => Vec::new(),
+                    Form::Shell(s) => {
+                        let mut sh = st.shell();
+                        sh.push(s);
+                        sh
+                    }
+                };
+                let shown = serde_json::to_string(&argv).unwrap_or_default();
+                if kw == "CMD" {
+                    d.cmd = Some(argv);
+                    st.cmd_set = true;
+                } else {
+                    d.entrypoint = if argv.is_empty() { None } else { Some(argv) };
+                    if !st.cmd_set {
+                        d.cmd = None;
+                    }
+                }
+                self.meta(st, d, nop(format!("{kw} {shown}"))).await
+            }
+            "SHELL" => {
+                let Form::Exec(v) = ins.form() else {
+                    return Err(BuildError::Syntax(
+                        "SHELL requires the arguments to be in JSON form".into(),
+                    ));
+                };
+                if v.is_empty() {
+                    return Err(BuildError::Syntax(
+                        "SHELL requires at least one argument".into(),
+                    ));
+                }
+                let shown = serde_json::to_string(&v).unwrap_or_default();
+                d.extra.insert("Shell".into(), json!(v));
+                self.meta(st, d, nop(format!("SHELL {shown}"))).await
+            }
+            "HEALTHCHECK" => {
+                ins.check_flags(&[
+                    "interval",
+                    "timeout",
+                    "start-period",
+                    "start-interval",
+                    "retries",
+                ])?;
+                let hc = self.healthcheck(st, ins)?;
+                d.extra.insert("Healthcheck".into(), hc.clone());
+                let shown = serde_json::to_string(&hc["Test"]).unwrap_or_default();
+                self.meta(st, d, nop(format!("HEALTHCHECK &{{{shown}}}")))
+                    .await
+            }
+            "ONBUILD" => {
+                let trigger = ins.args.trim();
+                let inner = dockerfile::instruction(ins.line, trigger)?;
+                match inner.keyword.as_str() {
+                    "ONBUILD" => {
+                        return Err(BuildError::Syntax(
+                            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
+                        ));
+                    }
+                    "FROM" | "MAINTAINER" => {
+                        return Err(BuildError::Syntax(format!(
+                            "{} isn't allowed as an ONBUILD trigger",
+                            inner.keyword
+                        )));
+                    }
+                    _ => {}
+                }
+                let mut list: Vec<String> = d
+                    .extra
+                    .get("OnBuild")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default();
+                list.push(trigger.to_string());
+                d.extra.insert("OnBuild".into(), json!(list));
+                self.meta(st, d, nop(format!("ONBUILD {trigger}"))).await
+            }
+            "RUN" => self.run(st, ins).await,
+            "COPY" | "ADD" => self.copy(st, ins).await,
+            "FROM" => Err(BuildError::Syntax("FROM inside a stage".into())),
+            other => Err(BuildError::Syntax(format!("unknown instruction: {other}"))),
+        }
+    }
+
+    fn healthcheck(&self, st: &Stage, ins: &Instruction) -> Result<serde_json::Value, BuildError> {
+        let args = ins.args.trim();
+        if args.eq_ignore_ascii_case("NONE") {
+            return Ok(json!({"Test": ["NONE"]}));
+        }
+        let (kw, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+        if !kw.eq_ignore_ascii_case("CMD") {
+            return Err(BuildError::Syntax(format!(
+                "Unknown type \"{kw}\" in HEALTHCHECK (try CMD)"
+            )));
+        }
+        let inner = Instruction {
+            args: rest.to_string(),
+            ..ins.clone()
+        };
+        let test = match inner.form() {
+            Form::Exec(v) => std::iter::once("CMD".to_string())
+                .chain(v)
+                .collect::<Vec<_>>(),
+            Form::Shell(s) => vec!["CMD-SHELL".to_string(), s],
+        };
+        let _ = st;
+        let mut hc = json!({"Test": test});
+        for (flag, field) in [
+            ("interval", "Interval"),
+            ("timeout", "Timeout"),
+            ("start-period", "StartPeriod"),
+            ("start-interval", "StartInterval"),
+        ] {
+            if let Some(v) = ins.flag(flag) {
+                hc[field] = json!(duration_ns(v)?);
+            }
+        }
+        if let Some(r) = ins.flag("retries") {
+            let n: i64 = r
+                .parse()
+                .map_err(|_| BuildError::Syntax(format!("invalid retries value: {r}")))?;
+            hc["Retries"] = json!(n);
+        }
+        Ok(hc)
+    }
+
+    /// A config-only step.
+    async fn meta(
+        &mut self,
+        st: &mut Stage,
+        d: ContainerDefaults,
+        created_by: String,
+    ) -> Result<(), BuildError> {
+        let key = format!(
+            "meta\n{created_by}\n{}",
+            serde_json::to_string(&d).unwrap_or_default()
+        );
+        self.step_result(st, &key, created_by, Change::Config(Box::new(d)))
+            .await
+    }
+
+    /// Looks the step up in the cache or makes it; updates the stage and prints the id.
+    async fn step_result(
+        &mut self,
+        st: &mut Stage,
+        key: &str,
+        created_by: String,
+        change: Change,
+    ) -> Result<(), BuildError> {
+        if !self.opts.no_cache
+            && let Some(id) = self.b.cache.get(st.image.as_deref(), key)
+            && let Some(config) = self.load(&id).await
+        {
+            if let Change::Layer(p) = &change {
+                let _ = fs::remove_file(p);
+            }
+            self.say(" ---> Using cache\n");
+            self.say(format!(" ---> {}\n", &short_id(&id)[..12]));
+            st.config = config;
+            st.image = Some(id);
+            return Ok(());
+        }
+        let mut config = st.config.clone();
+        let ts = now();
+        config.created = Some(ts.clone());
+        let mut history = History {
+            created: Some(ts),
+            created_by: Some(created_by),
+            ..History::default()
+        };
+        let layer = match change {
+            Change::Config(d) => {
+                config.config = Some(*d);
+                history.empty_layer = true;
+                None
+            }
+            Change::Layer(path) => Some(path),
+        };
+        let id = self.register(&mut config, history, layer).await?;
+        self.b.cache.put(st.image.as_deref(), key, &id)?;
+        self.say(format!(" ---> {}\n", &short_id(&id)[..12]));
+        st.config = config;
+        st.image = Some(id);
+        Ok(())
+    }
+
+    async fn load(&self, id: &str) -> Option<ImageConfig> {
+        let (s, id) = (self.b.store.clone(), id.to_string());
+        let bytes = blocking(move || Ok(s.config_bytes(&id)?)).await.ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Adds the image of a step: `config` plus the layer tar at `layer` (a file the call
+    /// consumes) if any.
+    async fn register(
+        &self,
+        config: &mut ImageConfig,
+        history: History,
+        layer: Option<PathBuf>,
+    ) -> Result<String, BuildError> {
+        let store = self.b.store.clone();
+        let mut cfg = config.clone();
+        let out = blocking(move || {
+            let result = (|| {
+                if let Some(path) = &layer {
+                    let mut f = fs::File::open(path)?;
+                    let mut hw = HashingWriter::new(std::io::sink());
+                    std::io::copy(&mut f, &mut hw)?;
+                    let (diff_id, _, _) = hw.finish();
+                    cfg.rootfs.diff_ids.push(diff_id);
+                }
+                cfg.history.push(history);
+                let bytes = serde_json::to_vec(&cfg).map_err(std::io::Error::other)?;
+                let last = cfg.rootfs.diff_ids.len().saturating_sub(1);
+                let layer_path = layer.clone();
+                let mut open = move |i: usize| -> Result<Box<dyn Read>, ImageError> {
+                    match (&layer_path, i == last) {
+                        (Some(p), true) => Ok(Box::new(fs::File::open(p)?)),
+                        _ => Err(ImageError::NotFound(format!("layer {i} of the build"))),
+                    }
+                };
+                let id = store.add_image(&bytes, &mut open, None, None)?;
+                Ok::<_, BuildError>((id, cfg))
+            })();
+            if let Some(p) = &layer {
+                let _ = fs::remove_file(p);
+            }
+            result
+        })
+        .await?;
+        *config = out.1;
+        Ok(out.0)
+    }
+
+    async fn run(&mut self, st: &mut Stage, ins: &Instruction) -> Result<(), BuildError> {
+        ins.check_flags(&["network"])?;
+        let (argv, shown) = match ins.form() {
+            Form::Exec(v) => {
+                let shown = v.join(" ");
+                (v, shown)
+            }
+            Form::Shell(s) => {
+                let script = match ins.heredocs.first() {
+                    Some(h) if s.trim_start().starts_with("<<") => h.body.clone(),
+                    _ => s,
+                };
+                let mut sh = st.shell();
+                sh.push(script);
+                let shown = sh.join(" ");
+                (sh, shown)
+            }
+        };
+        let args: Vec<(String, String)> = st
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        let created_by = if args.is_empty() {
+            shown.clone()
+        } else {
+            let list = args
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!("|{} {list} {shown}", args.len())
+        };
+        let key = format!(
+            "run\n{created_by}\n{}",
+            serde_json::to_string(&argv).unwrap_or_default()
+        );
+        if !self.opts.no_cache
+            && let Some(id) = self.b.cache.get(st.image.as_deref(), &key)
+            && let Some(config) = self.load(&id).await
+        {
+            self.say(" ---> Using cache\n");
+            self.say(format!(" ---> {}\n", &short_id(&id)[..12]));
+            st.config = config;
+            st.image = Some(id);
+            return Ok(());
+        }
+        let Some(parent) = st.image.clone() else {
+            return Err(BuildError::Syntax(format!(
+                "The command '{shown}' cannot run: the image has no filesystem (FROM scratch)"
+            )));
+        };
+        let mut env = st.env();
+        for (k, v) in &args {
+            if !env
+                .iter()
+                .any(|e| e.split_once('=').map(|(a, _)| a) == Some(k.as_str()))
+            {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        let d = st.config.config.clone().unwrap_or_default();
+        let spec = RunSpec {
+            args: argv,
+            env,
+            user: d.user.clone().unwrap_or_default(),
+            workdir: d.working_dir.clone().unwrap_or_default(),
+        };
+        let work = self.b.root.join("tmp");
+        let (cid, code) = run::run(
+            &self.b.store,
+            &self.b.runtime,
+            &work,
+            &parent,
+            &spec,
+            &self.out,
+        )
+        .await?;
+        let committed = if code == 0 {
+            let (s, c2, p2) = (self.b.store.clone(), cid.clone(), parent.clone());
+            let dd = d.clone();
+            blocking(move || Ok(s.commit(&c2, &p2, dd, None, None, None)?)).await
+        } else {
+            Err(BuildError::RunFailed {
+                command: shown.clone(),
+                code,
+            })
+        };
+        run::remove(&self.b.store, &self.b.runtime, &cid).await;
+        self.say(format!(
+            " ---> Removed intermediate container {}\n",
+            &cid[..12]
+        ));
+        let temp = committed?;
+        // The commit's image has the right layer; the step's image gets the build's config
+        // and history, then the temporary one goes.
+        let result = async {
+            let tconf = self
+                .load(&temp)
+                .await
+                .ok_or_else(|| BuildError::Image(ImageError::NotFound(temp.clone())))?;
+            let diff_id = tconf
+                .rootfs
+                .diff_ids
+                .last()
+                .cloned()
+                .ok_or_else(|| BuildError::Image(ImageError::NotFound(temp.clone())))?;
+            let mut config = st.config.clone();
+            let ts = now();
+            config.created = Some(ts.clone());
+            config.rootfs.diff_ids.push(diff_id);
+            let history = History {
+                created: Some(ts),
+                created_by: Some(created_by),
+                ..History::default()
+            };
+            let id = self.register(&mut config, history, None).await?;
+            Ok::<_, BuildError>((id, config))
+        }
+        .await;
+        let (s, t2) = (self.b.store.clone(), temp.clone());
+        let _ = blocking(move || Ok(s.remove(&t2, true, &|_| None)?)).await;
+        let (id, config) = result?;
+        self.b.cache.put(st.image.as_deref(), &key, &id)?;
+        self.say(format!(" ---> {}\n", &short_id(&id)[..12]));
+        st.config = config;
+        st.image = Some(id);
+        Ok(())
+    }
+
+    async fn copy(&mut self, st: &mut Stage, ins: &Instruction) -> Result<(), BuildError> {
+        let kw = ins.keyword.clone();
+        if kw == "COPY" {
+            ins.check_flags(&["from", "chown", "chmod", "link", "parents", "exclude"])?;
+        } else {
+            ins.check_flags(&[
+                "chown",
+                "chmod",
+                "link",
+                "keep-git-dir",
+                "checksum",
+                "exclude",
+            ])?;
+        }
+        let vars = st.vars();
+        let e = self.escape;
+        let mut words = match ins.form() {
+            Form::Exec(v) => v
+                .iter()
+                .map(|s| lex::word(s, &vars, e))
+                .collect::<Result<Vec<_>, _>>()?,
+            Form::Shell(s) => lex::words(&s, &vars, e)?,
+        };
+        if words.len() < 2 {
+            return Err(BuildError::Syntax(format!(
+                "{kw} requires at least two arguments"
+            )));
+        }
+        let dest_raw = words.pop().unwrap_or_default();
+        if let Some(u) = words
+            .iter()
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+        {
+            return Err(BuildError::Copy(format!(
+                "{kw} failed: remote sources are not supported by this builder: {u}"
+            )));
+        }
+        let mut dest = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            format!("{}/{dest_raw}", st.workdir())
+        };
+        let trailing = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
+        dest = clean_abs(&dest);
+        if trailing && !dest.ends_with('/') {
+            dest.push('/');
+        }
+        let view = {
+            let s = self.b.store.clone();
+            let img = st.image.clone();
+            blocking(move || Ok(ImageView::of(&s, img.as_deref()))).await?
+        };
+        let chown = match ins.flag("chown") {
+            Some(c) => {
+                let c = lex::word(c, &vars, e)?;
+                Some(
+                    view.user_ids(&c)
+                        .map(|(u, g, _)| (u, g))
+                        .map_err(|m| BuildError::Copy(format!("{kw} failed: {m}")))?,
+                )
+            }
+            None => None,
+        };
+        let chmod = ins.flag("chmod").map(copy::parse_chmod).transpose()?;
+        let spec = CopySpec {
+            keyword: kw.clone(),
+            sources: words,
+            dest: dest.clone(),
+            chown,
+            chmod,
+        };
+        // --from: a stage (by name or index) or an image, mounted read-only for the copy.
+        let from = ins
+            .flag("from")
+            .map(|f| lex::word(f, &vars, e))
+            .transpose()?;
+        let mut mounted: Option<String> = None;
+        let root = match &from {
+            None => SourceRoot {
+                dir: self.ctx.dir().to_path_buf(),
+                is_context: true,
+            },
+            Some(f) => {
+                let image = self.stage_or_image(f).await?;
+                let snap_id = hex::encode(rand::random::<[u8; 32]>());
+                let (s, sid) = (self.b.store.clone(), snap_id.clone());
+                let snap = blocking(move || Ok(s.prepare_snapshot(&sid, &image)?)).await?;
+                mounted = Some(snap_id);
+                SourceRoot {
+                    dir: snap.merged,
+                    is_context: false,
+                }
+            }
+        };
+        let layer_path = self.b.tmp("layer");
+        let work = {
+            let (spec, root, layer_path) = (spec.clone(), root.clone(), layer_path.clone());
+            blocking(move || {
+                let sources = copy::resolve_sources(&root, &spec)?;
+                let hash = copy::content_key(&sources)?;
+                let mut f = fs::File::create(&layer_path)?;
+                copy::write_layer(&mut f, &sources, &spec, &view)?;
+                f.sync_all()?;
+                let kind = if sources.len() == 1 && sources[0].is_file() {
+                    "file"
+                } else {
+                    "multi"
+                };
+                Ok((kind.to_string(), hash))
+            })
+            .await
+        };
+        if let Some(sid) = mounted {
+            let s = self.b.store.clone();
+            let _ = blocking(move || Ok(s.remove_snapshot(&sid)?)).await;
+        }
+        let (kind, hash) = match work {
+            Ok(v) => v,
+            Err(err) => {
+                let _ = fs::remove_file(&layer_path);
+                return Err(err);
+            }
+        };
+        let from_part = from.map(|f| format!(" from {f}")).unwrap_or_default();
+        let created_by = format!("/bin/sh -c #(nop) {kw} {kind}:{hash} in {dest} ");
+        let key = format!(
+            "copy\n{created_by}\n{chown:?}\n{chmod:?}\n{from_part}\n{}",
+            ins.original
+        );
+        self.step_result(st, &key, created_by, Change::Layer(layer_path))
+            .await
+    }
+
+    /// The image a `--from` names: a stage by name or index, else an image.
+    async fn stage_or_image(&self, f: &str) -> Result<String, BuildError> {
+        let lower = f.to_ascii_lowercase();
+        let stage = self
+            .stages
+            .iter()
+            .rev()
+            .find(|(n, _)| n.as_deref() == Some(lower.as_str()))
+            .or_else(|| f.parse::<usize>().ok().and_then(|i| self.stages.get(i)));
+        if let Some((_, img)) = stage {
+            return img.clone().ok_or_else(|| {
+                BuildError::Copy(format!(
+                    "invalid from flag value {f}: the stage has no filesystem"
+                ))
+            });
+        }
+        let (s, name) = (self.b.store.clone(), f.to_string());
+        blocking(move || match s.resolve(&name) {
+            Ok(i) => Ok(i.id),
+            Err(ImageError::NotFound(_)) | Err(ImageError::InvalidReference(_)) => Err(BuildError::NotFound(format!(
+                "invalid from flag value {name}: pull access denied for {name}, repository does not exist or may require 'docker login': No such image: {name}"
+            ))),
+            Err(e) => Err(e.into()),
+        })
+        .await
+    }
+}
+
+/// The `AS name` of a FROM, lower case.
+fn stage_name(from: &Instruction) -> Option<String> {
+    let w: Vec<&str> = from.args.split_whitespace().collect();
+    (w.len() == 3 && w[1].eq_ignore_ascii_case("as")).then(|| w[2].to_ascii_lowercase())
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// `80` → `80/tcp`, `8000-8002/udp` → each port.
+fn expand_ports(w: &str) -> Result<Vec<String>, BuildError> {
+    let (ports, proto) = w.split_once('/').unwrap_or((w, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    let bad = || BuildError::Syntax(format!("Invalid containerPort: {w}"));
+    let (a, b) = match ports.split_once('-') {
+        Some((a, b)) => (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        ),
+        None => {
+            let p = ports.parse::<u16>().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if a > b || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    Ok((a..=b).map(|p| format!("{p}/{proto}")).collect())
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_ports_paths() {
+        assert_eq!(duration_ns("30s").expect("d"), 30_000_000_000);
+        assert_eq!(duration_ns("1m30s").expect("d"), 90_000_000_000);
+        assert_eq!(duration_ns("500ms").expect("d"), 500_000_000);
+        assert!(duration_ns("5x").is_err());
+        assert_eq!(expand_ports("80").expect("p"), vec!["80/tcp"]);
+        assert_eq!(expand_ports("53/udp").expect("p"), vec!["53/udp"]);
+        assert_eq!(expand_ports("8000-8001").expect("p").len(), 2);
+        assert!(expand_ports("x").is_err());
+        assert_eq!(clean_abs("/a/b/../c/."), "/a/c");
+        assert_eq!(clean_abs("/../x"), "/x");
+    }
+}

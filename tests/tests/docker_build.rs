@@ -1,0 +1,405 @@
+//! `docker build` (the CLI's classic builder, `DOCKER_BUILDKIT=0`) against berth: every
+//! instruction's effect seen through `docker inspect`/`docker run`, build options, the cache,
+//! Docker's output and error texts, cleanup after failures, context safety, and the OCI
+//! layout of a built image accepted by umoci and skopeo.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use berth_tests::Daemon;
+
+/// Writes files (path → contents) into a fresh directory under the daemon's scratch dir.
+fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = d.scratch().join(name);
+    for (path, data) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, data).expect("write");
+    }
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+fn build_cmd(d: &Daemon, args: &[&str]) -> Command {
+    let mut c = d.docker_cmd(&["build"]);
+    c.args(args).env("DOCKER_BUILDKIT", "0");
+    c
+}
+
+fn build(d: &Daemon, args: &[&str]) -> Output {
+    build_cmd(d, args).output().expect("docker build")
+}
+
+fn build_ok(d: &Daemon, args: &[&str]) -> String {
+    let out = build(d, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "docker build {args:?} failed:\n{text}\ndaemon log tail:\n{}",
+        berth_tests::daemon::tail(&d.log(), 40)
+    );
+    text
+}
+
+fn build_err(d: &Daemon, args: &[&str]) -> String {
+    let out = build(d, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "docker build {args:?} succeeded:\n{text}"
+    );
+    text
+}
+
+fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
+    let out = d.docker_ok(&["image", "inspect", name]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
+    v[0].clone()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Nothing a build leaves behind: no containers, snapshots, runtime state or mounts.
+fn assert_no_leftovers(d: &Daemon) {
+    let ps = d.docker_ok(&["ps", "-aq"]);
+    assert_eq!(ps, "", "containers left: {ps}");
+    let root = d.root();
+    let snaps: Vec<_> = std::fs::read_dir(root.join("image/snapshots"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(snaps.is_empty(), "snapshots left: {snaps:?}");
+    let tmp: Vec<_> = std::fs::read_dir(root.join("build/tmp"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "build temporary files left: {tmp:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let prefix = root.display().to_string();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&prefix)),
+        "mounts left under {prefix}"
+    );
+}
+
+fn gzip_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).expect("append");
+    }
+    let raw = b.into_inner().expect("tar");
+    let mut gz = flate2_free_gzip(&raw);
+    gz.shrink_to_fit();
+    gz
+}
+
+/// A gzip stream with stored (uncompressed) deflate blocks, so the test needs no deflate
+/// crate: RFC 1952 header, RFC 1951 stored blocks, CRC-32 and size trailer.
+fn flate2_free_gzip(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    let chunks: Vec<&[u8]> = if data.is_empty() {
+        vec![&[][..]]
+    } else {
+        data.chunks(65535).collect()
+    };
+    for (i, c) in chunks.iter().enumerate() {
+        out.push(u8::from(i + 1 == chunks.len()));
+        let len = c.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(c);
+    }
+    let mut crc: u32 = 0xffff_ffff;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    out.extend_from_slice(&(!crc).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+const FULL: &str = r#"# syntax=docker/dockerfile:1
+ARG BASE=busybox
+FROM ${BASE}:latest AS base
+ARG GREETING=hello
+ENV APP=/app \
+    MODE=${GREETING:-none} \
+    ALT=${UNSET:+set}
+LABEL org.example.name="demo app" version=1
+MAINTAINER someone@example.com
+WORKDIR $APP
+COPY *.txt ./
+COPY --chown=1000:1000 --chmod=640 data/secret data/
+ADD files.tar.gz /opt/
+RUN echo "$GREETING from run" > run.out && cat run.out
+RUN ["sh", "-c", "echo exec form > exec.out"]
+USER 1000
+EXPOSE 8080 53/udp
+VOLUME ["/data"]
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=2 CMD true
+SHELL ["/bin/sh", "-c"]
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /app/run.out"]
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn build_applies_every_instruction() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let ctx = context(
+        &d,
+        "full",
+        &[
+            ("Dockerfile", FULL),
+            ("a.txt", "A\n"),
+            ("b.txt", "B\n"),
+            ("c.md", "not copied\n"),
+            ("data/secret", "s3cret\n"),
+        ],
+    );
+    std::fs::write(
+        ctx.join("files.tar.gz"),
+        gzip_tar(&[("inner/x.conf", b"from tar\n")]),
+    )
+    .expect("tar");
+    let out = build_ok(
+        &d,
+        &[
+            "-t",
+            "demo:1",
+            "-t",
+            "demo:latest",
+            "--build-arg",
+            "GREETING=hi",
+            "--label",
+            "extra=yes",
+            path(&ctx),
+        ],
+    );
+    assert!(out.contains("Step 1/21 : ARG BASE=busybox"), "{out}");
+    assert!(
+        out.contains("Step 2/21 : FROM ${BASE}:latest AS base"),
+        "{out}"
+    );
+    assert!(out.contains("hi from run"), "{out}");
+    assert!(out.contains(" ---> Running in "), "{out}");
+    assert!(
+        out.contains("Step 21/21 : LABEL \"extra\"=\"yes\""),
+        "{out}"
+    );
+    assert!(out.contains("Successfully built "), "{out}");
+    assert!(out.contains("Successfully tagged demo:1"), "{out}");
+    assert!(out.contains("Successfully tagged demo:latest"), "{out}");
+
+    let img = inspect(&d, "demo:1");
+    let c = &img["Config"];
+    let env: Vec<&str> = c["Env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(env.contains(&"APP=/app"), "{env:?}");
+    assert!(env.contains(&"MODE=hi"), "{env:?}");
+    assert!(env.contains(&"ALT="), "{env:?}");
+    assert!(
+        !env.iter().any(|e| e.starts_with("GREETING=")),
+        "ARG leaked into Env: {env:?}"
+    );
+    assert_eq!(c["WorkingDir"], "/app");
+    assert_eq!(c["User"], "1000");
+    assert_eq!(c["Cmd"], serde_json::json!(["cat /app/run.out"]));
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert!(c["ExposedPorts"]["8080/tcp"].is_object(), "{c}");
+    assert!(c["ExposedPorts"]["53/udp"].is_object(), "{c}");
+    assert!(c["Volumes"]["/data"].is_object(), "{c}");
+    assert_eq!(c["Labels"]["org.example.name"], "demo app");
+    assert_eq!(c["Labels"]["version"], "1");
+    assert_eq!(c["Labels"]["extra"], "yes");
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert_eq!(
+        c["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"])
+    );
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000i64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(img["Author"], "someone@example.com");
+
+    // One history entry per step after FROM on top of the base's one.
+    let history = d.docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "demo:1",
+    ]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 1 + 19, "{history}");
+    assert!(lines[0].contains("LABEL extra=yes"), "{history}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("|1 GREETING=hi /bin/sh -c echo")),
+        "{history}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("COPY file:") || l.contains("COPY multi:")),
+        "{history}"
+    );
+
+    // The image behaves accordingly.
+    let run = d.docker_ok(&["run", "--rm", "demo:1"]);
+    assert_eq!(run, "hi from run");
+    let ls = d.docker_ok(&[
+        "run", "--rm", "--entrypoint", "sh", "demo:1", "-c",
+        "ls -ln /app/data/secret; cat /app/a.txt /app/b.txt /opt/inner/x.conf /app/exec.out; ls /app; id -u",
+    ]);
+    assert!(ls.contains("-rw-r-----"), "{ls}");
+    assert!(ls.contains(" 1000 ") && ls.contains("1000 "), "{ls}");
+    assert!(ls.contains("A\nB\nfrom tar\nexec form"), "{ls}");
+    assert!(!ls.contains("c.md"), "{ls}");
+    assert!(ls.trim_end().ends_with("1000"), "{ls}");
+    assert_no_leftovers(&d);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn cache_reuses_unchanged_steps_and_reruns_from_a_changed_file() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let df = "FROM busybox\nENV A=1\nCOPY one.txt /one.txt\nRUN cat /one.txt > /copy1\nCOPY two.txt /two.txt\nRUN cat /two.txt > /copy2\nCMD [\"cat\", \"/copy1\", \"/copy2\"]\n";
+    let ctx = context(
+        &d,
+        "cache",
+        &[("Dockerfile", df), ("one.txt", "1\n"), ("two.txt", "2\n")],
+    );
+    let first = build_ok(&d, &["-t", "cached", path(&ctx)]);
+    assert!(!first.contains("Using cache"), "{first}");
+    let id1 = inspect(&d, "cached")["Id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    // Touching a file (new mtime, same content) keeps every step cached: keys are contents.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(ctx.join("one.txt"))
+        .expect("open");
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+        .expect("mtime");
+    let again = build_ok(&d, &["-t", "cached", path(&ctx)]);
+    assert_eq!(again.matches(" ---> Using cache").count(), 6, "{again}");
+    assert_eq!(inspect(&d, "cached")["Id"], id1.as_str());
+
+    // Changing two.txt re-runs its COPY and everything after, and nothing before.
+    std::fs::write(ctx.join("two.txt"), "changed\n").expect("write");
+    let changed = build_ok(&d, &["-t", "cached", path(&ctx)]);
+    assert_eq!(changed.matches(" ---> Using cache").count(), 3, "{changed}");
+    let steps: Vec<&str> = changed.split("Step ").collect();
+    assert!(
+        steps[4].starts_with("4/7 : RUN") && steps[4].contains("Using cache"),
+        "{changed}"
+    );
+    assert!(
+        steps[5].starts_with("5/7 : COPY") && !steps[5].contains("Using cache"),
+        "{changed}"
+    );
+    assert!(steps[6].contains(" ---> Running in "), "{changed}");
+    assert_ne!(inspect(&d, "cached")["Id"], id1.as_str());
+    assert_eq!(d.docker_ok(&["run", "--rm", "cached"]), "1\nchanged");
+
+    // --no-cache runs every step again.
+    let fresh = build_ok(&d, &["--no-cache", "-t", "cached", path(&ctx)]);
+    assert!(!fresh.contains("Using cache"), "{fresh}");
+    assert_no_leftovers(&d);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn errors_are_reported_as_docker_does_and_leave_nothing_behind() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let unknown = context(
+        &d,
+        "unknown",
+        &[("Dockerfile", "FROM busybox\n\nFOO bar\n")],
+    );
+    let out = build_err(&d, &[path(&unknown)]);
+    assert!(
+        out.contains("dockerfile parse error on line 3: unknown instruction: FOO"),
+        "{out}"
+    );
+
+    let failing = context(
+        &d,
+        "failing",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo before > /f\nRUN echo out; exit 3\n",
+        )],
+    );
+    let out = build_err(&d, &["-t", "never", path(&failing)]);
+    assert!(
+        out.contains("The command '/bin/sh -c echo out; exit 3' returned a non-zero code: 3"),
+        "{out}"
+    );
+    assert!(out.contains("out\n"), "{out}");
+    assert!(!d.docker(&["image", "inspect", "never"]).status.success());
+
+    let missing = context(
+        &d,
+        "missing",
+        &[("Dockerfile", "FROM busybox\nCOPY nope /x\n")],
+    );
+    let out = build_err(&d, &[path(&missing)]);
+    assert!(
+        out.contains("COPY failed: file not found in build context or excluded by .dockerignore: stat nope: file does not exist"),
+        "{out}"
+    );
+
+    let base = context(&d, "base", &[("Dockerfile", "FROM nosuchimage:1\n")]);
+    let out = build_err(&d, &[path(&base)]);
+    assert!(out.contains("nosuchimage"), "{out}");
+
+    let stage = context(
+        &d,
+        "stage",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS one\nCOPY --from=nostage /x /x\n",
+        )],
+    );
+    let out = build_err(&d, &[path(&stage)]);
+    assert!(out.contains("invalid from flag value nostage"), "{out}");
+    let out = build_err(&d, &["--target", "nothere", path(&stage)]);
+    assert!(
+        out.contains("failed to reach build target nothere in Dockerfile"),
+        "{out}"
+    );
+
+    assert_no_leftovers(&d);
+}
