@@ -66,6 +66,9 @@ pub struct Api {
     store: Arc<dyn Store>,
     catalog: RwLock<Catalog>,
     token: String,
+    /// Namespaces last seen active, with their `mod_revision`: creates in them are one
+    /// store write guarded by that revision (see [`Store::create_guarded`]).
+    active_namespaces: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl Api {
@@ -75,12 +78,34 @@ impl Api {
             store,
             catalog: RwLock::new(catalog),
             token,
+            active_namespaces: Mutex::default(),
         })
     }
 
     /// The store.
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// The revision at which `namespace` was last seen active, if it was.
+    pub fn active_namespace(&self, namespace: &str) -> Option<i64> {
+        self.active_namespaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(namespace)
+            .copied()
+    }
+
+    /// Records (`Some`) or forgets (`None`) the revision at which `namespace` is active.
+    pub fn set_active_namespace(&self, namespace: &str, revision: Option<i64>) {
+        let mut map = self
+            .active_namespaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match revision {
+            Some(revision) => map.insert(namespace.to_string(), revision),
+            None => map.remove(namespace),
+        };
     }
 
     /// The bearer token accepted as admin.

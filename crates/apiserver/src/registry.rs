@@ -51,13 +51,14 @@ impl Api {
         objects::decode(&kv, resource)
     }
 
-    /// Refuses creation in a namespace that is missing or terminating, like upstream.
+    /// Refuses creation in a namespace that is missing or terminating, like upstream;
+    /// returns the namespace's `mod_revision` (remembered for guarded creates).
     pub async fn check_namespace(
         &self,
         resource: &ResourceType,
         namespace: &str,
         name: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<i64, ApiError> {
         let key = format!("/registry/namespaces/{namespace}");
         let Some(kv) = self.store().get(&key).await? else {
             return Err(ApiError::NotFound {
@@ -75,7 +76,50 @@ impl Api {
                 cause: Some("NamespaceTerminating".into()),
             });
         }
-        Ok(())
+        self.set_active_namespace(namespace, Some(kv.mod_revision));
+        Ok(kv.mod_revision)
+    }
+
+    /// Creates `key` in `namespace` with one store write guarded by the namespace's
+    /// revision when it is known active; a guard that moved means the namespace changed
+    /// (possibly now terminating), so it is checked again.
+    async fn create_in_namespace(
+        &self,
+        resource: &ResourceType,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<i64, ApiError> {
+        let guard = format!("/registry/namespaces/{namespace}");
+        let mut revision = match self.active_namespace(namespace) {
+            Some(revision) => revision,
+            None => self.check_namespace(resource, namespace, name).await?,
+        };
+        for _ in 0..8 {
+            match self
+                .store()
+                .create_guarded(key, value.clone(), &guard, revision)
+                .await
+            {
+                Err(StoreError::Conflict { key: moved, .. }) if moved == guard => {
+                    self.set_active_namespace(namespace, None);
+                    revision = self.check_namespace(resource, namespace, name).await?;
+                }
+                Err(StoreError::AlreadyExists(_)) => {
+                    return Err(ApiError::AlreadyExists {
+                        resource: objects::qualified(resource),
+                        name: name.to_string(),
+                    });
+                }
+                other => return other.map_err(ApiError::from),
+            }
+        }
+        Err(ApiError::Conflict {
+            resource: objects::qualified(resource),
+            name: name.to_string(),
+            message: "the namespace keeps changing; try again".into(),
+        })
     }
 
     /// Defaulting, pruning and validation through the catalog (`422` on failure).
@@ -194,7 +238,7 @@ impl Api {
                 &keys,
             );
         }
-        if resource.namespaced {
+        if resource.namespaced && self.active_namespace(namespace.unwrap_or("")).is_none() {
             let ns = namespace.unwrap_or("");
             self.check_namespace(resource, ns, &name).await?;
         }
@@ -205,15 +249,22 @@ impl Api {
             return Ok(object);
         }
         let key = objects::key(resource, namespace, &name);
-        let revision = match self.store().create(&key, objects::encode(&object)?).await {
-            Ok(revision) => revision,
-            Err(StoreError::AlreadyExists(_)) => {
-                return Err(ApiError::AlreadyExists {
-                    resource: objects::qualified(resource),
-                    name,
-                });
+        let value = objects::encode(&object)?;
+        let revision = if resource.namespaced {
+            let ns = namespace.unwrap_or("");
+            self.create_in_namespace(resource, ns, &name, &key, value)
+                .await?
+        } else {
+            match self.store().create(&key, value).await {
+                Ok(revision) => revision,
+                Err(StoreError::AlreadyExists(_)) => {
+                    return Err(ApiError::AlreadyExists {
+                        resource: objects::qualified(resource),
+                        name,
+                    });
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         };
         tracing::debug!(key = %key, revision, "created");
         objects::finish(&mut object, resource, revision);

@@ -252,6 +252,39 @@ impl Store for EtcdStore {
         header_revision(&resp)
     }
 
+    async fn create_guarded(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        guard: &str,
+        guard_revision: i64,
+    ) -> Result<i64, StoreError> {
+        let txn = etcd_client::Txn::new()
+            .when([
+                Compare::mod_revision(guard, CompareOp::Equal, guard_revision),
+                Compare::create_revision(key, CompareOp::Equal, 0),
+            ])
+            .and_then([TxnOp::put(key, value, None)])
+            .or_else([TxnOp::get(guard, None)]);
+        let resp = self.kv().txn(txn).await.map_err(request_error)?;
+        if resp.succeeded() {
+            return header_revision(&resp);
+        }
+        match failed_condition(&resp, guard, Some(guard_revision)) {
+            // The guard held, so the key exists.
+            StoreError::Backend(_) => Err(StoreError::AlreadyExists(key.to_owned())),
+            StoreError::Conflict { actual, .. } if actual == guard_revision => {
+                Err(StoreError::AlreadyExists(key.to_owned()))
+            }
+            StoreError::NotFound(_) => Err(StoreError::Conflict {
+                key: guard.to_owned(),
+                expected: guard_revision,
+                actual: 0,
+            }),
+            other => Err(other),
+        }
+    }
+
     async fn update(
         &self,
         key: &str,

@@ -132,6 +132,27 @@ pub trait Store: Send + Sync + 'static {
     async fn count(&self, prefix: &str) -> Result<i64, StoreError>;
     /// Creates a key that must not exist; returns the new revision.
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64, StoreError>;
+    /// Creates `key` (absent) only while `guard`, another key, is still at `mod_revision`
+    /// `guard_revision`: the API server creates an object in a namespace it saw active at
+    /// that revision in one write. A moved or missing guard is [`StoreError::Conflict`] on
+    /// `guard`. Backends with transactions do it atomically; this default reads the guard
+    /// first.
+    async fn create_guarded(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        guard: &str,
+        guard_revision: i64,
+    ) -> Result<i64, StoreError> {
+        match self.get(guard).await? {
+            Some(kv) if kv.mod_revision == guard_revision => self.create(key, value).await,
+            other => Err(StoreError::Conflict {
+                key: guard.to_owned(),
+                expected: guard_revision,
+                actual: other.map_or(0, |kv| kv.mod_revision),
+            }),
+        }
+    }
     /// Replaces a key's value; with `expected` set, only if its mod_revision matches.
     /// Returns the new revision.
     async fn update(

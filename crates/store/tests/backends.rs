@@ -71,6 +71,7 @@ macro_rules! suite {
             suite_for!($backend:
                 writes_get_increasing_revisions,
                 conflicts_and_missing_keys_are_refused,
+                guarded_creates_follow_their_guard,
                 list_pages_at_one_revision,
                 watch_replays_history_then_follows_live,
                 watch_has_no_gap_or_duplicate_while_writes_continue,

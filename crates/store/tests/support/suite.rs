@@ -130,6 +130,54 @@ pub async fn conflicts_and_missing_keys_are_refused(store: Arc<dyn Store>) {
     assert_eq!((got.create_revision, got.mod_revision), (again, again));
 }
 
+pub async fn guarded_creates_follow_their_guard(store: Arc<dyn Store>) {
+    let ns = store
+        .create("/g/ns", b"active".to_vec())
+        .await
+        .expect("guard");
+    let rev = store
+        .create_guarded("/g/objs/a", b"a".to_vec(), "/g/ns", ns)
+        .await
+        .expect("guarded create");
+    assert!(rev > ns);
+    match store
+        .create_guarded("/g/objs/a", b"again".to_vec(), "/g/ns", ns)
+        .await
+    {
+        Err(StoreError::AlreadyExists(key)) => assert_eq!(key, "/g/objs/a"),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    let moved = store
+        .update("/g/ns", b"terminating".to_vec(), Some(ns))
+        .await
+        .expect("move the guard");
+    match store
+        .create_guarded("/g/objs/b", b"b".to_vec(), "/g/ns", ns)
+        .await
+    {
+        Err(StoreError::Conflict {
+            key,
+            expected,
+            actual,
+        }) => assert_eq!((key.as_str(), expected, actual), ("/g/ns", ns, moved)),
+        other => panic!("expected Conflict on the guard, got {other:?}"),
+    }
+    assert_eq!(store.get("/g/objs/b").await.expect("get"), None);
+    match store
+        .create_guarded("/g/objs/b", b"b".to_vec(), "/g/none", 1)
+        .await
+    {
+        Err(StoreError::Conflict { key, actual, .. }) => {
+            assert_eq!((key.as_str(), actual), ("/g/none", 0));
+        }
+        other => panic!("expected Conflict on the missing guard, got {other:?}"),
+    }
+    store
+        .create_guarded("/g/objs/b", b"b".to_vec(), "/g/ns", moved)
+        .await
+        .expect("guard at its new revision");
+}
+
 fn key(i: usize) -> String {
     format!("/p/k{i:02}")
 }
