@@ -108,6 +108,13 @@ fn normalize(cap: &str) -> Result<String, SpecError> {
     }
 }
 
+/// This process' capability bounding set (`CapBnd` of /proc/self/status), if readable.
+fn bounding_set() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
 /// The effective capability set (names without `CAP_`) after applying Docker's rules:
 /// privileged gets every capability; otherwise the default set, minus `cap_drop`, plus
 /// `cap_add` (`ALL` in either list means every capability), with adds winning over drops of
@@ -117,7 +124,15 @@ pub fn capability_set(
     cap_add: &[String],
     cap_drop: &[String],
 ) -> Result<BTreeSet<String>, SpecError> {
-    let all: BTreeSet<String> = ALL_CAPS.iter().map(|c| c.to_string()).collect();
+    // "All" is what this process may hand on: its bounding set (as Docker does), so that a
+    // host without, say, CAP_SYS_RESOURCE can still run privileged containers.
+    let bounding = bounding_set();
+    let all: BTreeSet<String> = ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding.is_none_or(|b| b & (1u64 << bit) != 0))
+        .map(|(_, c)| c.to_string())
+        .collect();
     if privileged {
         return Ok(all);
     }

@@ -1,0 +1,185 @@
+//! Isolation and limits through the real docker CLI, checked from inside the container:
+//! namespaces, overlay rootfs, masked and read-only /proc, capabilities, privileged mode,
+//! no-new-privileges, seccomp, memory (OOM kill), CPU quota and set, pids limit, ulimits.
+
+use berth_tests::Daemon;
+
+fn daemon() -> Daemon {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    d
+}
+
+fn status_field(d: &Daemon, opts: &[&str], field: &str) -> String {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&["busybox", "grep", field, "/proc/self/status"]);
+    let line = d.docker_ok(&args);
+    line.split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn namespaces_rootfs_and_proc_are_isolated() {
+    let d = daemon();
+    for ns in ["mnt", "uts", "ipc", "pid"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).expect("host ns");
+        let inside = d.docker_ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "readlink",
+            &format!("/proc/self/ns/{ns}"),
+        ]);
+        assert_ne!(inside, host.to_string_lossy(), "{ns} namespace is shared");
+    }
+    let root = d.docker_ok(&["run", "--rm", "busybox", "grep", " / ", "/proc/mounts"]);
+    assert!(root.starts_with("overlay / overlay"), "{root}");
+    // Masked paths are empty, /proc/sys is read-only.
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "wc -c < /proc/keys; ls /sys/firmware | wc -l"
+        ]),
+        "0\n0"
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /proc/sys/kernel/domainname",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn capabilities_privileged_no_new_privileges_and_seccomp() {
+    let d = daemon();
+    // Docker's default set.
+    assert_eq!(status_field(&d, &[], "CapEff"), "00000000a80425fb");
+    // NET_ADMIN is bit 12.
+    assert_eq!(
+        status_field(&d, &["--cap-add", "NET_ADMIN"], "CapEff"),
+        "00000000a80435fb"
+    );
+    assert_eq!(
+        status_field(&d, &["--cap-drop", "CHOWN"], "CapEff"),
+        "00000000a80425fa"
+    );
+    // Privileged: every capability this host can give, no seccomp, mount works.
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        .expect("CapBnd");
+    assert_eq!(status_field(&d, &["--privileged"], "CapEff"), bounding);
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--privileged",
+            "busybox",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /tmp && echo mounted"
+        ]),
+        "mounted"
+    );
+    let out = d.docker(&[
+        "run", "--rm", "busybox", "mount", "-t", "tmpfs", "none", "/tmp",
+    ]);
+    assert!(!out.status.success(), "mount is refused without privileges");
+    assert_eq!(status_field(&d, &[], "NoNewPrivs"), "0");
+    assert_eq!(
+        status_field(&d, &["--security-opt", "no-new-privileges"], "NoNewPrivs"),
+        "1"
+    );
+    assert_eq!(status_field(&d, &[], "Seccomp:"), "2");
+    assert_eq!(
+        status_field(&d, &["--security-opt", "seccomp=unconfined"], "Seccomp:"),
+        "0"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn memory_cpu_pids_and_ulimits_are_enforced() {
+    let d = daemon();
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "32m",
+        "--memory-swap",
+        "32m",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.State.OOMKilled}} {{.State.ExitCode}}",
+            "hog"
+        ]),
+        "true 137"
+    );
+    let cpu = d.docker_ok(&[
+        "run", "--rm", "--cpus", "0.5", "--cpuset-cpus", "0", "busybox", "sh", "-c",
+        "grep Cpus_allowed_list /proc/self/status; \
+         cat /sys/fs/cgroup/cpu.max 2>/dev/null || \
+         echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)",
+    ]);
+    assert!(cpu.starts_with("Cpus_allowed_list:\t0\n"), "{cpu}");
+    assert!(cpu.ends_with("50000 100000"), "{cpu}");
+    // A fork bomb hits the pids limit; the daemon and the container stay controllable.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 60); do sleep 30 & done; echo survived",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("can't fork"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--ulimit",
+            "nofile=100:200",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn"
+        ]),
+        "100\n200"
+    );
+}
