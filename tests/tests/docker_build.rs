@@ -403,3 +403,188 @@ fn errors_are_reported_as_docker_does_and_leave_nothing_behind() {
 
     assert_no_leftovers(&d);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn multi_stage_target_from_and_dockerfile_outside_context() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let df = "# escape=`\nFROM busybox AS builder\nRUN mkdir /out && `\n    echo built > /out/artifact\nRUN <<EOF\necho heredoc > /out/here\nEOF\n\nFROM busybox AS second\nCOPY --from=builder /out/artifact /from-name\nCOPY --from=0 /out/here /from-index\nCOPY --from=busybox:latest /bin/busybox /from-image\nCMD [\"cat\", \"/from-name\", \"/from-index\"]\n\nFROM second AS third\nRUN echo third > /third\n";
+    let outside = d.scratch().join("outside.Dockerfile");
+    std::fs::write(&outside, df).expect("dockerfile");
+    let ctx = context(&d, "multi", &[("unused", "x")]);
+    let out = build_ok(
+        &d,
+        &[
+            "-f",
+            path(&outside),
+            "--target",
+            "second",
+            "-t",
+            "multi",
+            path(&ctx),
+        ],
+    );
+    assert!(out.contains("Step 1/8 : FROM busybox AS builder"), "{out}");
+    assert!(!out.contains("third"), "{out}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "multi"]), "built\nheredoc");
+    let sizes = d.docker_ok(&[
+        "run",
+        "--rm",
+        "multi",
+        "sh",
+        "-c",
+        "test -x /from-image && echo ok; ls /out 2>&1 || true",
+    ]);
+    assert!(sizes.starts_with("ok"), "{sizes}");
+    let out = build_ok(&d, &["-f", path(&outside), "-t", "multi3", path(&ctx)]);
+    assert!(
+        out.contains("Step 10/10 : RUN echo third > /third"),
+        "{out}"
+    );
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "multi3", "cat", "/third", "/from-name"]),
+        "third\nbuilt"
+    );
+    assert_no_leftovers(&d);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn dockerignore_stdin_tar_quiet_and_onbuild() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let ctx = context(
+        &d,
+        "ignore",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY . /ctx/\nRUN find /ctx -type f | sort\n",
+            ),
+            (".dockerignore", "# comment\n**/*.log\n!keep.log\nsecret/\n"),
+            ("a.log", "x"),
+            ("keep.log", "x"),
+            ("sub/deep/b.log", "x"),
+            ("sub/c.txt", "x"),
+            ("secret/key", "x"),
+        ],
+    );
+    let out = build_ok(&d, &["-t", "ign", path(&ctx)]);
+    let files = d.docker_ok(&["run", "--rm", "ign", "find", "/ctx", "-type", "f"]);
+    let mut files: Vec<&str> = files.lines().collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            "/ctx/.dockerignore",
+            "/ctx/Dockerfile",
+            "/ctx/keep.log",
+            "/ctx/sub/c.txt"
+        ],
+        "{out}"
+    );
+
+    // A context tar on stdin, quiet: only the id is printed.
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (
+            "Dockerfile",
+            "FROM busybox\nONBUILD RUN echo triggered > /onbuild\nCOPY hello /hello\n",
+        ),
+        ("hello", "from stdin\n"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, name, data.as_bytes())
+            .expect("append");
+    }
+    let tarball = b.into_inner().expect("tar");
+    let mut cmd = build_cmd(&d, &["-q", "-t", "parent", "-"]);
+    let out = run_with_stdin(&mut cmd, &tarball);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    assert_eq!(inspect(&d, "parent")["Id"], id.as_str());
+    assert_eq!(
+        d.docker_ok(&["run", "--rm", "parent", "cat", "/hello"]),
+        "from stdin"
+    );
+
+    let child = context(
+        &d,
+        "child",
+        &[("Dockerfile", "FROM parent\nCMD [\"cat\", \"/onbuild\"]\n")],
+    );
+    let out = build_ok(&d, &["-t", "child", path(&child)]);
+    assert!(out.contains("# Executing 1 build trigger"), "{out}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "child"]), "triggered");
+    assert_no_leftovers(&d);
+}
+
+fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("output");
+    let _ = w.join();
+    out
+}
+
+#[test]
+#[ignore = "needs root"]
+fn python_sdk_images_build() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let ctx = context(
+        &d,
+        "py",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG WHO=nobody\nRUN echo \"built by $WHO\" > /by\nCMD [\"cat\", \"/by\"]\n",
+            ),
+            ("Dockerfile.fail", "FROM busybox\nRUN exit 7\n"),
+        ],
+    );
+    let out = d.python("sdk_build.py", &[path(&ctx)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().expect("result line");
+    let v: serde_json::Value = serde_json::from_str(last).expect("json");
+    assert_eq!(
+        v["tags"],
+        serde_json::json!(["pybuilt:1", "pybuilt:second"])
+    );
+    assert_eq!(v["labels"]["via"], "sdk");
+    assert_eq!(v["run"], "built by python\n");
+    let id = v["id"].as_str().expect("id");
+    assert_eq!(v["built"][0], format!("Successfully built {}", &id[7..19]));
+    assert_eq!(
+        v["failure"],
+        "The command '/bin/sh -c exit 7' returned a non-zero code: 7"
+    );
+    // The CLI sees the same image.
+    assert_eq!(inspect(&d, "pybuilt:1")["Id"], id);
+    assert_no_leftovers(&d);
+}

@@ -50,7 +50,7 @@ impl Context {
         } else {
             Box::new(chained)
         };
-        unpack(reader, &ctx.dir)?;
+        unpack(Box::new(Padded::new(reader)), &ctx.dir)?;
         Ok(ctx)
     }
 
@@ -78,6 +78,46 @@ impl Context {
     /// absolute or `..` target is taken relative to the context root).
     pub fn resolve(&self, rel: &str) -> Result<PathBuf, BuildError> {
         scoped_resolve(&self.dir, rel, true)
+    }
+}
+
+/// The docker CLI's context tar (when it adds a Dockerfile from outside the context) ends
+/// right after the last entry's data, without padding or end-of-archive blocks, which Go's
+/// tar reader tolerates. This completes such a stream with zeros: padding to the next
+/// 512-byte block and two empty blocks. A transport failure is still an error (the body
+/// reader reports it), only a clean end is completed.
+struct Padded<R> {
+    inner: R,
+    read: u64,
+    extra: Option<u64>,
+}
+
+impl<R: Read> Padded<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            extra: None,
+        }
+    }
+}
+
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.extra.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            let pad = (512 - self.read % 512) % 512;
+            self.extra = Some(pad + 1024);
+        }
+        let left = self.extra.unwrap_or(0);
+        let n = (left.min(buf.len() as u64)) as usize;
+        buf[..n].fill(0);
+        self.extra = Some(left - n as u64);
+        Ok(n)
     }
 }
 
