@@ -16,6 +16,8 @@ pub struct Daemon {
     child: Option<Child>,
     dir: tempfile::TempDir,
     extra_args: Vec<String>,
+    /// Command (and arguments) the daemon is started through; empty: none.
+    wrapper: Vec<String>,
 }
 
 impl Daemon {
@@ -26,6 +28,12 @@ impl Daemon {
 
     /// Starts a daemon with extra arguments (for example `--runtime runc`).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_wrapped(&[], extra)
+    }
+
+    /// Starts a daemon through a wrapper command (for example one that sets up a mount
+    /// namespace and then `exec`s its arguments, so that the pid stays the daemon's).
+    pub fn start_wrapped(wrapper: &[&str], extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -35,6 +43,7 @@ impl Daemon {
             child: None,
             dir,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
@@ -78,7 +87,15 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("daemon.log"))
             .expect("daemon log");
-        let child = Command::new(crate::berth_bin())
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(crate::berth_bin());
+                c
+            }
+            None => Command::new(crate::berth_bin()),
+        };
+        let child = command
             .arg("--log-level")
             .arg("debug")
             .arg("daemon")

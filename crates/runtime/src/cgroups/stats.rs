@@ -22,7 +22,7 @@ pub fn read_stats(h: &Hierarchies, rel: &str) -> Result<Stats, CgroupError> {
             .parse()
             .unwrap_or(0);
     } else if let Ok(dir) = h.dir("cpu", rel) {
-        let text = read(&dir.join("cpu.stat"))?;
+        let text = read(&dir.join("cpu.stat")).unwrap_or_default();
         stats.cpu_usage_ns = keyed(&text, "usage_usec").unwrap_or(0).saturating_mul(1000);
     }
 
@@ -44,11 +44,16 @@ pub fn read_stats(h: &Hierarchies, rel: &str) -> Result<Stats, CgroupError> {
         };
         stats.memory_cache = keyed(&mem_stat, "total_inactive_file").unwrap_or(0);
     } else {
-        stats.memory_usage = read(&mem.join("memory.current"))?
-            .trim()
-            .parse()
+        // A v2 cgroup only has the files of the controllers enabled for it: without the
+        // memory controller there is nothing to report, which is not an error.
+        stats.memory_usage = read(&mem.join("memory.current"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        stats.memory_limit = parse_max(&read(&mem.join("memory.max"))?).unwrap_or(host_mem);
+        stats.memory_limit = read(&mem.join("memory.max"))
+            .ok()
+            .and_then(|s| parse_max(&s))
+            .unwrap_or(host_mem);
         stats.memory_cache = keyed(&mem_stat, "inactive_file").unwrap_or(0);
     }
 
