@@ -103,6 +103,8 @@ impl Daemon {
             .arg(self.root())
             .arg("--socket")
             .arg(self.socket())
+            .arg("--network-namespace")
+            .arg(self.dir.path().join("hostnet"))
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))

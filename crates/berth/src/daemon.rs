@@ -20,6 +20,10 @@ pub struct DaemonArgs {
     /// Default OCI runtime: builtin, runc or crun.
     #[arg(long, env = "BERTH_RUNTIME", default_value = "builtin")]
     pub runtime: String,
+    /// Manage bridges, veths and port rules inside this network namespace file (created on
+    /// first use) instead of the daemon's own namespace, so instances run side by side.
+    #[arg(long, env = "BERTH_NETWORK_NAMESPACE")]
+    pub network_namespace: Option<PathBuf>,
 }
 
 /// Runs the daemon until SIGINT/SIGTERM.
@@ -55,12 +59,14 @@ async fn serve(args: DaemonArgs) -> anyhow::Result<()> {
         EngineConfig {
             root: root.clone(),
             default_runtime: args.runtime.clone(),
+            network_namespace: args.network_namespace.clone(),
         },
         images,
         runtime,
     )
     .context("opening the engine")?;
     engine.restore().await.context("restoring containers")?;
+    engine.restore_networks().await;
     let listener = berth_engine::server::bind(&args.socket).context("binding the API socket")?;
     tracing::info!(root = %root.display(), socket = %args.socket.display(), runtime = %args.runtime, "berth daemon serving");
     let cancel = CancellationToken::new();

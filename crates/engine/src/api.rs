@@ -5,6 +5,7 @@ pub mod build;
 pub mod containers;
 pub mod http;
 pub mod images;
+pub mod networks;
 pub mod stream;
 pub mod system;
 
@@ -89,7 +90,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
         ("images", _) => images::route(engine, req, &method, &path, &query).await,
         ("commit", &Method::POST) => images::commit(engine, req, &query).await,
         ("build", &Method::POST) => build::build(engine, req, &query).await,
-        ("networks", &Method::GET) if s.len() == 1 => Ok(system::networks()),
+        ("networks", _) => networks::route(engine, req, &method, &s[1..], &query).await,
         ("volumes", &Method::GET) if s.len() == 1 => Ok(http::json(
             200,
             &serde_json::json!({"Volumes": [], "Warnings": null}),

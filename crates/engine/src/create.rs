@@ -143,13 +143,6 @@ pub fn validate_host_config(hc: &HostConfig) -> Result<()> {
             "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
         )));
     }
-    match hc.network_mode.as_str() {
-        "" | "default" | "bridge" | "none" | "host" => {}
-        m if m.starts_with("container:") => {}
-        m => {
-            return Err(EngineError::NotFound(format!("network {m} not found")));
-        }
-    }
     for b in hc.binds.iter().flatten() {
         crate::mounts::parse_bind(b)?;
     }
@@ -182,6 +175,7 @@ impl Engine {
         if host_config.network_mode.is_empty() {
             host_config.network_mode = "bridge".into();
         }
+        let plan = self.net_plan(&host_config, request.networking_config.as_ref())?;
         let wanted = config.image.clone();
         let image = self
             .with_images(move |s| Ok(s.resolve(&wanted)?))
@@ -215,6 +209,10 @@ impl Engine {
             };
         }
         let name = self.reserve_name(name, &id)?;
+        if let Err(e) = self.net.set_attachments(&id, Some(plan)) {
+            self.registry().names.remove(&name);
+            return Err(e);
+        }
         match self
             .finish_create(&id, &name, config, host_config, path, args, &image)
             .await
@@ -233,6 +231,7 @@ impl Engine {
                     .with_images(move |s| Ok(s.remove_snapshot(&cid)?))
                     .await;
                 let _ = self.store.finish_remove(&id);
+                let _ = self.net.set_attachments(&id, None);
                 Err(e)
             }
         }
@@ -364,11 +363,6 @@ mod tests {
         };
         hc.restart_policy.name = "always".into();
         assert_eq!(validate_host_config(&hc).map_err(|e| e.status()), Err(400));
-        let hc = HostConfig {
-            network_mode: "nope".into(),
-            ..Default::default()
-        };
-        assert_eq!(validate_host_config(&hc).map_err(|e| e.status()), Err(404));
         let hc = HostConfig {
             memory: 1024,
             ..Default::default()

@@ -24,6 +24,9 @@ pub struct EngineConfig {
     pub root: PathBuf,
     /// Name of the default runtime (`builtin`, `runc`, `crun`).
     pub default_runtime: String,
+    /// Manage bridges, veths and port rules in this network namespace (created there on
+    /// first use) instead of the daemon's own; `None`: the daemon's namespace.
+    pub network_namespace: Option<PathBuf>,
 }
 
 /// One container in the registry.
@@ -89,6 +92,7 @@ pub struct Engine {
     pub(crate) registry: Mutex<Registry>,
     pub(crate) execs: Mutex<HashMap<String, Arc<Exec>>>,
     pub(crate) events: Events,
+    pub(crate) net: crate::networking::Networking,
 }
 
 impl Engine {
@@ -96,6 +100,8 @@ impl Engine {
     /// [`Engine::restore`] next to reload containers.
     pub fn new(config: EngineConfig, images: ImageStore, runtime: Runtime) -> Result<Arc<Self>> {
         let store = ContainerStore::open(&config.root.join("containers"))?;
+        let net =
+            crate::networking::Networking::open(&config.root, config.network_namespace.clone())?;
         Ok(Arc::new(Self {
             config,
             images: Arc::new(images),
@@ -104,6 +110,7 @@ impl Engine {
             registry: Mutex::default(),
             execs: Mutex::default(),
             events: Events::default(),
+            net,
         }))
     }
 

@@ -15,6 +15,9 @@ pub enum EngineError {
     /// 400: invalid options or a malformed body.
     #[error("{0}")]
     InvalidArgument(String),
+    /// 403, for example removing a network in use or a pre-defined one.
+    #[error("{0}")]
+    Forbidden(String),
     /// 304: the container is already in the requested state.
     #[error("{0}")]
     NotModified(String),
@@ -62,6 +65,7 @@ impl EngineError {
             Self::Conflict(_) => 409,
             Self::InvalidArgument(_) => 400,
             Self::NotModified(_) => 304,
+            Self::Forbidden(_) => 403,
             Self::Image(e) => e.status(),
             Self::Runtime(e) => match e {
                 RuntimeError::NotFound(_) => 404,

@@ -22,6 +22,7 @@ pub mod logs;
 pub mod model;
 pub mod mounts;
 pub mod names;
+pub mod networking;
 pub mod restart;
 pub mod rootpath;
 pub mod runtimes;

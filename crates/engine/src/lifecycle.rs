@@ -65,13 +65,11 @@ impl Engine {
         let cid = id.clone();
         self.with_images(move |s| Ok(s.mount_snapshot(&cid)?))
             .await?;
-        let net = spec::network(&c.host_config.network_mode, |other| {
-            self.lookup(other)
-                .ok()
-                .map(|e| e.lock().state.pid)
-                .filter(|p| *p > 0)
-        })?;
-        let config = spec::container_config(&c, net, CGROUP_PARENT);
+        let config = self.net_setup(&c).await.and_then(|(net, mounts)| {
+            let mut config = spec::container_config(&c, net, CGROUP_PARENT)?;
+            config.mounts.extend(mounts);
+            Ok(config)
+        });
         let result = async {
             let config = config?;
             if c.has_been_started || matches!(c.state.status, Status::Restarting | Status::Exited) {
@@ -125,6 +123,7 @@ impl Engine {
                     .unwrap_or_else(|p| p.into_inner())
                     .clear();
                 let _ = self.runtime.delete(&id).await;
+                self.net_release(&id).await;
                 self.persist(&snapshot);
                 self.container_event(
                     &snapshot,
@@ -203,6 +202,7 @@ impl Engine {
             c.clone()
         };
         self.persist(&snapshot);
+        self.net_release(&id).await;
         tracing::info!(container = %id, code = status.code, "exited");
         if status.oom_killed {
             self.container_event(&snapshot, "oom", &[], None);
@@ -413,6 +413,7 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, e| e.container_id != c.id);
         let _ = self.runtime.delete(&c.id).await;
+        self.net_forget(&c.id).await;
         let cid = c.id.clone();
         if let Err(e) = self
             .with_images(move |s| Ok(s.remove_snapshot(&cid)?))

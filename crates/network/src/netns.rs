@@ -231,3 +231,33 @@ pub fn remove(path: &Path) -> Result<(), NetnsError> {
         }),
     }
 }
+
+/// `NSFS_MAGIC` of statfs(2): the file is a bind-mounted namespace.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// Makes `path` a persistent network namespace (bind-mounted, `lo` up) unless it already is
+/// one: how a daemon gets a private namespace to manage that survives its restarts.
+pub fn ensure_persistent(path: &Path) -> Result<(), NetnsError> {
+    let is_ns = nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
+        .unwrap_or(false);
+    if is_ns {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(path);
+    let p = path.to_owned();
+    // A throw-away thread unshares so no other thread of the caller changes namespace.
+    thread::spawn(move || {
+        let self_ns = PathBuf::from("/proc/thread-self/ns/net");
+        let host = Host {
+            ns: open(&self_ns)?,
+            netlink: Netlink::open().map_err(|source| NetnsError::Netlink {
+                path: self_ns,
+                source,
+            })?,
+        };
+        create(&host, &p)
+    })
+    .join()
+    .map_err(|_| NetnsError::Stopped)?
+}

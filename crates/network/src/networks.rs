@@ -263,6 +263,7 @@ impl Networks {
             labels: spec.labels,
             bridge,
             endpoints: BTreeMap::new(),
+            created: Some(std::time::SystemTime::now()),
         };
         let mut next = state.clone();
         next.networks.insert(net.name.clone(), net.clone());

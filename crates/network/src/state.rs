@@ -102,6 +102,9 @@ pub struct Network {
     /// Endpoints by sandbox id.
     #[serde(default)]
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// When it was created (unset in state files written before this field existed).
+    #[serde(default)]
+    pub created: Option<std::time::SystemTime>,
 }
 
 /// A published port.

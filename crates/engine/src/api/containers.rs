@@ -38,7 +38,9 @@ pub async fn route(
         (&Method::POST, ["prune"]) => prune(&engine, q).await,
         (&Method::GET, [id, "json"]) => {
             let c = engine.lookup(id)?.snapshot();
-            Ok(http::json(200, &views::inspect(&c)))
+            let mut v = views::inspect(&c);
+            super::networks::decorate_inspect(&engine, &c, &mut v);
+            Ok(http::json(200, &v))
         }
         (&Method::DELETE, [id]) => {
             engine.remove(id, q.flag("force")).await?;
@@ -264,7 +266,9 @@ fn list(engine: &Engine, q: &Query) -> Result<Response<Body>> {
         if !matches_filters(engine, &f, &c) {
             continue;
         }
-        out.push(views::summary(&c, now));
+        let mut v = views::summary(&c, now);
+        super::networks::decorate_summary(engine, &c, &mut v);
+        out.push(v);
     }
     if let Some(limit) = q.int("limit")?.filter(|l| *l > 0) {
         out.truncate(limit as usize);

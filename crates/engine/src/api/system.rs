@@ -1,4 +1,4 @@
-//! `/_ping`, `/events` and the minimal network listing.
+//! `/_ping` and `/events`.
 
 use hyper::Method;
 use hyper::Response;
@@ -31,23 +31,6 @@ pub fn ping(method: &Method) -> Response<Body> {
         hyper::header::HeaderValue::from_static("1"),
     );
     r
-}
-
-/// `GET /networks`: the host and none networks (bridge networking is another issue).
-pub fn networks() -> Response<Body> {
-    let net = |name: &str, driver: &str| {
-        serde_json::json!({
-            "Name": name, "Id": format!("{:0<64}", hex::encode(name)), "Created": "0001-01-01T00:00:00Z",
-            "Scope": "local", "Driver": driver, "EnableIPv4": false, "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": null, "Config": null},
-            "Internal": false, "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""},
-            "ConfigOnly": false, "Containers": {}, "Options": {}, "Labels": {},
-        })
-    };
-    http::json(
-        200,
-        &serde_json::json!([net("host", "host"), net("none", "null")]),
-    )
 }
 
 /// `GET /events`: streams events as JSON lines until `until` or the client leaves.
