@@ -163,7 +163,7 @@ fn isolation_pid1_namespaces_and_network_modes() {
         "1"
     );
     let links = d.docker_ok(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);
-    assert_eq!(links, "lo", "default network is loopback only");
+    assert_eq!(links, "eth0\nlo", "default network is the bridge (issue 3)");
     let none = d.docker_ok(&[
         "run",
         "--rm",

@@ -8,6 +8,7 @@ pub mod images;
 pub mod networks;
 pub mod stream;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -91,10 +92,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
         ("commit", &Method::POST) => images::commit(engine, req, &query).await,
         ("build", &Method::POST) => build::build(engine, req, &query).await,
         ("networks", _) => networks::route(engine, req, &method, &s[1..], &query).await,
-        ("volumes", &Method::GET) if s.len() == 1 => Ok(http::json(
-            200,
-            &serde_json::json!({"Volumes": [], "Warnings": null}),
-        )),
+        ("volumes", _) => volumes::route(engine, req, &method, &s[1..], &query).await,
         _ => Err(not_found()),
     }
 }

@@ -277,7 +277,8 @@ impl Engine {
         image: &Image,
     ) -> Result<Container> {
         let dir = self.store.create_dir(id)?;
-        let mounts: Vec<MountPoint> = crate::mounts::mount_points(&host_config)?;
+        let mut mounts: Vec<MountPoint> = crate::mounts::mount_points(&host_config)?;
+        mounts.extend(self.volume_points(&config, &host_config, &mounts)?);
         let (cid, iid) = (id.to_string(), image.id.clone());
         let snap = self
             .with_images(move |s| Ok(s.prepare_snapshot(&cid, &iid)?))

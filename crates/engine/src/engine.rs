@@ -93,6 +93,7 @@ pub struct Engine {
     pub(crate) execs: Mutex<HashMap<String, Arc<Exec>>>,
     pub(crate) events: Events,
     pub(crate) net: crate::networking::Networking,
+    pub(crate) vols: crate::volumes::Volumes,
 }
 
 impl Engine {
@@ -100,6 +101,7 @@ impl Engine {
     /// [`Engine::restore`] next to reload containers.
     pub fn new(config: EngineConfig, images: ImageStore, runtime: Runtime) -> Result<Arc<Self>> {
         let store = ContainerStore::open(&config.root.join("containers"))?;
+        let vols = crate::volumes::Volumes::open(&config.root)?;
         let net =
             crate::networking::Networking::open(&config.root, config.network_namespace.clone())?;
         Ok(Arc::new(Self {
@@ -111,6 +113,7 @@ impl Engine {
             execs: Mutex::default(),
             events: Events::default(),
             net,
+            vols,
         }))
     }
 

@@ -36,6 +36,7 @@ pub mod system;
 pub mod top;
 pub mod users;
 pub mod views;
+pub mod volumes;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;

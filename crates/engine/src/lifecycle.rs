@@ -413,7 +413,7 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, e| e.container_id != c.id);
         let _ = self.runtime.delete(&c.id).await;
-        self.net_forget(&c.id).await;
+        self.net_forget(&c).await;
         let cid = c.id.clone();
         if let Err(e) = self
             .with_images(move |s| Ok(s.remove_snapshot(&cid)?))

@@ -36,9 +36,9 @@ pub fn parse_bind(spec: &str) -> Result<Bind> {
             "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
         )));
     }
-    if !src.starts_with('/') {
+    if !src.starts_with('/') && !crate::volumes::valid_name(src) {
         return Err(EngineError::InvalidArgument(format!(
-            "invalid volume specification: '{spec}': named volumes are not supported yet"
+            "create {src}: \"{src}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
         )));
     }
     let mut read_only = false;
@@ -67,6 +67,9 @@ pub fn mount_points(hc: &HostConfig) -> Result<Vec<MountPoint>> {
     let mut out = Vec::new();
     for b in hc.binds.iter().flatten() {
         let b = parse_bind(b)?;
+        if !b.source.starts_with('/') {
+            continue; // a named volume: see volumes.rs
+        }
         out.push(MountPoint {
             kind: "bind".into(),
             source: b.source,
@@ -98,7 +101,7 @@ pub fn mount_points(hc: &HostConfig) -> Result<Vec<MountPoint>> {
                     rw: !m.read_only,
                 });
             }
-            "tmpfs" => {}
+            "tmpfs" | "volume" => {}
             other => {
                 return Err(EngineError::InvalidArgument(format!(
                     "mount type {other} is not supported yet"
@@ -140,7 +143,19 @@ pub fn runtime_mounts(hc: &HostConfig, points: &[MountPoint]) -> Result<Vec<Moun
         .flat_map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())))
         .collect();
     for m in hc.mounts.iter().flatten().filter(|m| m.kind == "tmpfs") {
-        tmpfs.push((m.target.clone(), String::new()));
+        // `--mount type=tmpfs,tmpfs-size=..,tmpfs-mode=..`
+        let t = m.extra.get("TmpfsOptions");
+        let mut opts = Vec::new();
+        if let Some(size) = t.and_then(|t| t["SizeBytes"].as_i64()).filter(|s| *s > 0) {
+            opts.push(format!("size={size}"));
+        }
+        if let Some(mode) = t.and_then(|t| t["Mode"].as_u64()).filter(|m| *m > 0) {
+            opts.push(format!("mode={mode:o}"));
+        }
+        if m.read_only {
+            opts.push("ro".into());
+        }
+        tmpfs.push((m.target.clone(), opts.join(",")));
     }
     for (dst, opts) in tmpfs {
         let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
@@ -174,7 +189,8 @@ mod tests {
     fn parses_binds_and_tmpfs() {
         let b = parse_bind("/src:/dst:ro").expect("bind");
         assert!(b.read_only);
-        assert!(parse_bind("vol:/dst").is_err());
+        assert!(parse_bind("vol:/dst").is_ok(), "a named volume");
+        assert!(parse_bind("-vol:/dst").is_err());
         assert!(parse_bind("/src:dst").is_err());
         let tmp = tempfile::tempdir().expect("tempdir");
         let src = tmp.path().join("made");

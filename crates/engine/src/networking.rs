@@ -528,6 +528,8 @@ impl Engine {
         self: &Arc<Self>,
         c: &Container,
     ) -> Result<(NetworkNamespace, Vec<Mount>)> {
+        // The rootfs is mounted now: volumes get their backing and the image's content.
+        self.volume_setup(c)?;
         let dir = self.store.container_dir(&c.id);
         let hc = &c.host_config;
         let m = mode(hc).to_string();
@@ -715,11 +717,15 @@ impl Engine {
         }
     }
 
-    /// At removal: releases the network and forgets the container's attachments.
-    pub(crate) async fn net_forget(&self, id: &str) {
-        self.net_release(id).await;
-        if let Err(e) = self.net.set_attachments(id, None) {
-            tracing::warn!(container = %id, error = %e, "forgetting attachments failed");
+    /// At removal: releases the network, forgets the container's attachments and, for an
+    /// `AutoRemove` container, removes its anonymous volumes.
+    pub(crate) async fn net_forget(&self, c: &Container) {
+        self.net_release(&c.id).await;
+        if let Err(e) = self.net.set_attachments(&c.id, None) {
+            tracing::warn!(container = %c.id, error = %e, "forgetting attachments failed");
+        }
+        if c.host_config.auto_remove {
+            self.remove_unused_volumes(&self.anonymous_volumes_of(c));
         }
     }
 

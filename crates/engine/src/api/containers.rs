@@ -43,7 +43,12 @@ pub async fn route(
             Ok(http::json(200, &v))
         }
         (&Method::DELETE, [id]) => {
+            let anonymous = match engine.lookup(id) {
+                Ok(e) if q.flag("v") => engine.anonymous_volumes_of(&e.snapshot()),
+                _ => Vec::new(),
+            };
             engine.remove(id, q.flag("force")).await?;
+            engine.remove_unused_volumes(&anonymous);
             Ok(http::empty(204))
         }
         (&Method::POST, [id, "start"]) => {

@@ -590,6 +590,7 @@ pub fn container_ports(engine: &Engine, c: &Container) -> Value {
 /// paths).
 pub fn decorate_inspect(engine: &Engine, c: &Container, v: &mut Value) {
     v["NetworkSettings"] = container_settings(engine, c);
+    crate::volumes::decorate_mounts(engine, c, v);
     if c.has_been_started {
         let dir = engine.store.container_dir(&c.id);
         v["HostsPath"] = json!(dir.join("hosts"));
