@@ -239,7 +239,7 @@ const NSFS_MAGIC: i64 = 0x6e73_6673;
 /// one: how a daemon gets a private namespace to manage that survives its restarts.
 pub fn ensure_persistent(path: &Path) -> Result<(), NetnsError> {
     let is_ns = nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
+        .map(|s| s.filesystem_type().0 == NSFS_MAGIC)
         .unwrap_or(false);
     if is_ns {
         return Ok(());
