@@ -112,3 +112,54 @@ fn set_lo_up() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Shrinks this process' resident set once its busy phase is over: read-only private file
+/// mappings that hold no private copy of any page (the text and read-only data of the
+/// executable and libraries) are dropped from the page tables (madvise(2) `MADV_DONTNEED`;
+/// the pages stay in the page cache and fault back in when used), and freed heap is handed
+/// back to the system (`malloc_trim`). The shim calls this after starting a process: the
+/// code of creating a container is not needed while it only relays output.
+pub fn trim_resident() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut ranges = Vec::new();
+    // (start, end, read-only private file mapping) of the mapping being read.
+    let mut current: Option<(usize, usize, bool)> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if let Some((start, end)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            )
+        {
+            let perms = fields.next().unwrap_or("");
+            let inode = fields.nth(2).unwrap_or("0");
+            let eligible = perms.starts_with('r')
+                && !perms.contains('w')
+                && perms.ends_with('p')
+                && inode != "0";
+            current = Some((start, end, eligible));
+        } else if first == "Anonymous:"
+            && let Some((start, end, true)) = current.take()
+            && fields.next() == Some("0")
+        {
+            ranges.push((start, end));
+        }
+    }
+    for (start, end) in ranges {
+        // SAFETY: the range is a whole mapping of this process taken from /proc/self/smaps;
+        // it is read-only, private, file-backed and holds no anonymous (copied-on-write)
+        // page, so discarding its page-table entries loses nothing: every page is read back
+        // from the file on the next access.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+    // SAFETY: malloc_trim only returns free memory of the allocator to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -130,6 +130,7 @@ impl Shim {
         match self.executor.start() {
             Ok(()) => {
                 self.started = true;
+                self.trim_pending = true;
                 Reply::Pid {
                     pid: self
                         .init
@@ -235,6 +236,7 @@ impl Shim {
         if let Some(e) = self.execs.get_mut(exec_id) {
             e.proc = Some(proc);
         }
+        self.trim_pending = true;
         // Input that arrived before the start goes to the process now.
         let waiting: Vec<u64> = self
             .conns

@@ -87,6 +87,8 @@ pub struct Shim {
     pub(super) conns: BTreeMap<u64, Conn>,
     pub(super) next_conn: u64,
     pub(super) started: bool,
+    /// A process was started: shrink the resident set once the replies are out.
+    pub(super) trim_pending: bool,
     pub(super) paused: bool,
     pub(super) execs: BTreeMap<String, Exec>,
     pub(super) reaped: HashMap<i32, i32>,
@@ -123,6 +125,7 @@ impl Shim {
             conns: BTreeMap::new(),
             next_conn: 0,
             started: false,
+            trim_pending: false,
             paused: false,
             execs: BTreeMap::new(),
             reaped: HashMap::new(),
@@ -166,6 +169,9 @@ impl Shim {
             };
             for (key, flags) in events {
                 self.handle_event(key, flags, &mut buf);
+            }
+            if std::mem::take(&mut self.trim_pending) {
+                crate::sys::trim_resident();
             }
         }
         // Relative to the shim's working directory, its own state directory: if that was
