@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod fixtures;
 pub mod http;
 pub mod kube;
+pub mod registry;
 
 pub use daemon::Daemon;
 

@@ -24,6 +24,9 @@ pub struct DaemonArgs {
     /// first use) instead of the daemon's own namespace, so instances run side by side.
     #[arg(long, env = "BERTH_NETWORK_NAMESPACE")]
     pub network_namespace: Option<PathBuf>,
+    /// Registry (`host[:port]`) to reach over plain HTTP; repeatable. Loopback is always plain.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
 }
 
 /// Runs the daemon until SIGINT/SIGTERM.
@@ -60,6 +63,7 @@ async fn serve(args: DaemonArgs) -> anyhow::Result<()> {
             root: root.clone(),
             default_runtime: args.runtime.clone(),
             network_namespace: args.network_namespace.clone(),
+            insecure_registries: args.insecure_registries.clone(),
         },
         images,
         runtime,

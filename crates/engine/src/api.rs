@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod containers;
+pub mod distribution;
 pub mod http;
 pub mod images;
 pub mod networks;
@@ -93,6 +94,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<B
         ("build", &Method::POST) => build::build(engine, req, &query).await,
         ("networks", _) => networks::route(engine, req, &method, &s[1..], &query).await,
         ("volumes", _) => volumes::route(engine, req, &method, &s[1..], &query).await,
+        ("auth", &Method::POST) => distribution::auth(engine, req).await,
         _ => Err(not_found()),
     }
 }

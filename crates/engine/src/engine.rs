@@ -27,6 +27,8 @@ pub struct EngineConfig {
     /// Manage bridges, veths and port rules in this network namespace (created there on
     /// first use) instead of the daemon's own; `None`: the daemon's namespace.
     pub network_namespace: Option<PathBuf>,
+    /// Registries (`host[:port]`) reached over plain HTTP besides localhost (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
 }
 
 /// One container in the registry.

@@ -12,6 +12,7 @@ pub mod archive;
 pub mod changes;
 pub mod container;
 pub mod create;
+pub mod distribution;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -79,6 +79,11 @@ pub enum Progress {
         /// Manifest digest.
         digest: String,
     },
+    /// The image manifest (after any index) lists these layers, base first.
+    Layers {
+        /// Digest and size of each layer blob.
+        layers: Vec<(String, u64)>,
+    },
     /// A layer or config is already where it needs to be.
     Exists {
         /// Blob digest.
@@ -131,8 +136,24 @@ impl Endpoint {
     /// Resolves a reference: `docker.io` means `registry-1.docker.io`; loopback hosts and
     /// listed insecure registries use HTTP, everything else HTTPS.
     pub fn resolve(reference: &Reference, config: &ClientConfig) -> Self {
-        let host = match reference.domain.as_str() {
-            berth_image::reference::DEFAULT_DOMAIN => "registry-1.docker.io".to_string(),
+        let mut ep = Self::registry(&reference.domain, config);
+        ep.repository = reference.path.clone();
+        ep
+    }
+
+    /// The endpoint of a registry itself (`docker login 127.0.0.1:5000`): `server` may be
+    /// `host[:port]`, a URL (`https://index.docker.io/v1/`) or `docker.io`; the repository
+    /// is empty.
+    pub fn registry(server: &str, config: &ClientConfig) -> Self {
+        let bare_server = server
+            .strip_prefix("https://")
+            .or_else(|| server.strip_prefix("http://"))
+            .unwrap_or(server);
+        let domain = bare_server.split('/').next().unwrap_or(bare_server);
+        let host = match domain {
+            berth_image::reference::DEFAULT_DOMAIN | "index.docker.io" | "" => {
+                "registry-1.docker.io".to_string()
+            }
             d => d.to_string(),
         };
         let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
@@ -141,11 +162,11 @@ impl Endpoint {
             || config
                 .insecure_registries
                 .iter()
-                .any(|r| *r == host || *r == reference.domain);
+                .any(|r| *r == host || *r == domain);
         Self {
             scheme: if plain { "http" } else { "https" },
             host,
-            repository: reference.path.clone(),
+            repository: String::new(),
         }
     }
 

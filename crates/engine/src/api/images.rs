@@ -85,9 +85,10 @@ pub async fn route(
             engine.image_event("tag", &img.id, Some(&target));
             Ok(http::empty(201))
         }
-        (&Method::POST, _) if decoded.ends_with("/push") => Err(EngineError::Internal(
-            "pushing to a registry is not supported yet".into(),
-        )),
+        (&Method::POST, _) if decoded.ends_with("/push") => {
+            let name = name_before("/push").unwrap_or_default();
+            super::distribution::push(engine, req, &name, q).await
+        }
         (&Method::DELETE, name) if !name.is_empty() => {
             let name = name.to_string();
             let force = q.flag("force");
@@ -275,21 +276,8 @@ fn save(engine: &Arc<Engine>, names: Vec<String>) -> Result<Response<Body>> {
 }
 
 async fn create(engine: &Arc<Engine>, req: Request<Incoming>, q: &Query) -> Result<Response<Body>> {
-    if let Some(image) = q.get("fromImage") {
-        let tag = q.get("tag").filter(|t| !t.is_empty()).unwrap_or("latest");
-        let name = if image.contains(':') || image.contains('@') {
-            image.to_string()
-        } else {
-            format!("{image}:{tag}")
-        };
-        if let Ok(img) = engine.images.resolve(&name) {
-            let status = json!({"status": format!("Status: Image is up to date for {name}")});
-            let _ = img;
-            return Ok(http::bytes(200, "application/json", message_line(status)));
-        }
-        return Err(EngineError::NotFound(format!(
-            "pull access denied for {image}: pulling from registries is not supported by this daemon; load the image with docker load"
-        )));
+    if q.get("fromImage").is_some() {
+        return super::distribution::pull(engine.clone(), req.headers(), q).await;
     }
     if q.get("fromSrc") != Some("-") {
         return Err(EngineError::InvalidArgument(

@@ -177,12 +177,20 @@ impl RegistryClient {
             let child = entry.digest.clone();
             manifest = self.manifest(&ep, &child).await?.2;
         }
+        progress(Progress::Layers {
+            layers: manifest
+                .layers
+                .iter()
+                .map(|l| (l.digest.clone(), l.size))
+                .collect(),
+        });
         let config_desc = manifest
             .config
             .clone()
             .ok_or_else(|| ClientError::Manifest("image manifest without config".into()))?;
+        // The store's open sweeps `.tmp-*`, so a daemon killed mid-pull leaves nothing behind.
         let tmp = tempfile::Builder::new()
-            .prefix(".pull")
+            .prefix(".tmp-pull")
             .tempdir_in(store.root())?;
         let config_path = tmp.path().join("config");
         self.fetch_blob(&ep, &config_desc.digest, &config_path, &|_| {})

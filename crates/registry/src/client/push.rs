@@ -4,6 +4,7 @@
 //! manifest under the tag.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
@@ -24,6 +25,8 @@ use crate::name::Digest;
 pub struct PushReport {
     /// Digest of the manifest pushed.
     pub manifest_digest: String,
+    /// Size of the manifest pushed, in bytes.
+    pub manifest_size: u64,
     /// Blobs uploaded.
     pub blobs_uploaded: usize,
     /// Bytes uploaded.
@@ -81,6 +84,7 @@ impl RegistryClient {
         digest: &str,
         size: u64,
         source: &Source,
+        progress: ProgressFn<'_>,
     ) -> Result<(), ClientError> {
         let scopes = [format!("repository:{}:pull,push", ep.repository)];
         let start = ep.url("blobs/uploads/");
@@ -105,13 +109,22 @@ impl RegistryClient {
         };
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{sep}digest={digest}");
+        let sent = Arc::new(AtomicU64::new(0));
         let build = || -> Result<Request<Body>, ClientError> {
+            sent.store(0, Ordering::Relaxed);
             let body = match source {
                 Source::Bytes(b) => bytes_body(b.clone()),
                 Source::Layer(store, diff_id) => {
                     let file = tokio::fs::File::from_std(store.open_layer(diff_id)?);
-                    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10)
-                        .map(|r| r.map(Frame::data));
+                    let counter = sent.clone();
+                    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10).map(
+                        move |r| {
+                            r.map(|b| {
+                                counter.fetch_add(b.len() as u64, Ordering::Relaxed);
+                                Frame::data(b)
+                            })
+                        },
+                    );
                     StreamBody::new(stream).boxed()
                 }
             };
@@ -121,12 +134,22 @@ impl RegistryClient {
                 .body(body)
                 .map_err(http_err(&url))
         };
-        expect(
-            &url,
-            self.send(ep, &scopes, &build).await?,
-            &[StatusCode::CREATED],
-        )
-        .await?;
+        // Report bytes sent while the PUT runs (Docker's "Pushing" lines).
+        let put = self.send(ep, &scopes, &build);
+        tokio::pin!(put);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        tick.tick().await;
+        let resp = loop {
+            tokio::select! {
+                resp = &mut put => break resp?,
+                _ = tick.tick() => progress(Progress::Transferring {
+                    digest: digest.to_string(),
+                    current: sent.load(Ordering::Relaxed),
+                    total: size,
+                }),
+            }
+        };
+        expect(&url, resp, &[StatusCode::CREATED]).await?;
         Ok(())
     }
 
@@ -153,6 +176,7 @@ impl RegistryClient {
         };
         let mut report = PushReport {
             manifest_digest: String::new(),
+            manifest_size: 0,
             blobs_uploaded: 0,
             bytes_uploaded: 0,
         };
@@ -215,6 +239,7 @@ impl RegistryClient {
         )
         .await?;
         report.manifest_digest = Digest::of(&bytes).to_string();
+        report.manifest_size = bytes.len() as u64;
         tracing::info!(target = %target.name(), digest = %report.manifest_digest, uploaded = report.blobs_uploaded, "pushed");
         Ok(report)
     }
@@ -244,7 +269,7 @@ impl RegistryClient {
             });
             return Ok(());
         }
-        self.upload(ep, digest, size, source).await?;
+        self.upload(ep, digest, size, source, progress).await?;
         report.blobs_uploaded += 1;
         report.bytes_uploaded += size;
         progress(Progress::Done {

@@ -1,0 +1,449 @@
+//! `docker push`, `docker pull` and `docker login` through `berth daemon` against
+//! `berth registry`: by tag and by digest with Docker's progress output, same image id and
+//! RepoDigests after a round trip, nothing downloaded when the layers are present, htpasswd
+//! login stored in the docker config file, the Python SDK, `--insecure-registry`, and
+//! interrupted transfers that complete on retry.
+
+use std::process::Output;
+
+use berth_tests::Daemon;
+use berth_tests::daemon::tail;
+use berth_tests::registry::{CuttingProxy, Registry, has_files_named};
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn inspect(d: &Daemon, name: &str, format: &str) -> String {
+    d.docker_ok(&["image", "inspect", "--format", format, name])
+}
+
+/// The digest from a push's `TAG: digest: sha256:... size: N` line.
+fn pushed_digest(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.split_once(": digest: ").map(|(_, r)| r))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest line in push output:\n{out}"))
+        .to_string()
+}
+
+/// A single-layer image with busybox and `mb` MiB of incompressible data, imported as `name`.
+fn import_big(d: &Daemon, name: &str, mb: usize) -> String {
+    let mut data = vec![0u8; mb << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let mut tar = berth_tests::fixtures::TarBuilder::new();
+    tar.file(
+        "bin/busybox",
+        0o755,
+        &std::fs::read(berth_tests::BUSYBOX).expect("busybox"),
+    )
+    .file("data/blob", 0o644, &data);
+    let path = d
+        .scratch()
+        .join(format!("{}.tar", name.replace([':', '/'], "_")));
+    std::fs::write(&path, tar.finish()).expect("write rootfs tar");
+    d.docker_ok(&["import", path.to_str().expect("path"), name])
+}
+
+#[test]
+#[ignore = "needs root"]
+fn push_and_pull_by_tag_and_digest_keep_id_and_digest() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let id = d.load_busybox("busybox:latest");
+    let name = format!("{}/e2e/bb", reg.host());
+    let tagged = format!("{name}:v1");
+    d.docker_ok(&["tag", "busybox:latest", &tagged]);
+
+    let out = d.docker_ok(&["push", &tagged]);
+    assert!(
+        out.contains(&format!("The push refers to repository [{name}]")),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    let digest = pushed_digest(&out);
+    assert!(
+        inspect(&d, &tagged, "{{json .RepoDigests}}").contains(&format!("{name}@{digest}")),
+        "push records the RepoDigest"
+    );
+    // Pushing again uploads nothing.
+    let again = d.docker_ok(&["push", &tagged]);
+    assert!(again.contains("Layer already exists"), "{again}");
+    assert!(!again.contains(": Pushed"), "{again}");
+    assert_eq!(pushed_digest(&again), digest);
+
+    // A daemon without the image pulls it by tag: same id, same digest, progress output.
+    let fresh = Daemon::start();
+    let out = fresh.docker_ok(&["pull", &tagged]);
+    for want in [
+        "v1: Pulling from e2e/bb",
+        "Pulling fs layer",
+        "Download complete",
+        "Pull complete",
+        &format!("Digest: {digest}"),
+        &format!("Status: Downloaded newer image for {tagged}"),
+    ] {
+        assert!(
+            out.contains(want),
+            "missing {want:?} in pull output:\n{out}"
+        );
+    }
+    assert_eq!(inspect(&fresh, &tagged, "{{.Id}}"), id);
+    assert!(
+        inspect(&fresh, &tagged, "{{json .RepoDigests}}").contains(&format!("{name}@{digest}"))
+    );
+    let run = fresh.docker_ok(&["run", "--rm", &tagged, "echo", "pulled-and-ran"]);
+    assert_eq!(run, "pulled-and-ran");
+    let out = fresh.docker_ok(&["pull", &tagged]);
+    assert!(out.contains("Status: Image is up to date for"), "{out}");
+
+    // By digest, into a third daemon.
+    let third = Daemon::start();
+    let by_digest = format!("{name}@{digest}");
+    let out = third.docker_ok(&["pull", &by_digest]);
+    assert!(
+        out.contains(&format!("{digest}: Pulling from e2e/bb")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {by_digest}")),
+        "{out}"
+    );
+    assert_eq!(inspect(&third, &by_digest, "{{.Id}}"), id);
+
+    // The raw API stream carries Docker's JSON messages.
+    let r = third.api(
+        "POST",
+        &format!("/v1.47/images/create?fromImage={name}&tag=v1"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&r.body)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON progress line"))
+        .collect();
+    assert_eq!(lines[0]["status"], "Pulling from e2e/bb");
+    assert_eq!(lines[0]["id"], "v1");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["status"] == "Already exists" && l["progressDetail"].is_object())
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn pulling_an_image_whose_layers_are_present_downloads_nothing() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let tagged = format!("{}/lib/bb:1", reg.host());
+    d.docker_ok(&["tag", "busybox:latest", &tagged]);
+    let digest = pushed_digest(&d.docker_ok(&["push", &tagged]));
+    let layer = inspect(&d, &tagged, "{{index .RootFS.Layers 0}}");
+    d.docker_ok(&["rmi", &tagged]);
+    // busybox:latest keeps the layer; the pull must fetch manifest and config only.
+    let before = reg.requests().len();
+    let out = d.docker_ok(&["pull", &tagged]);
+    assert!(out.contains("Already exists"), "{out}");
+    assert!(!out.contains("Pull complete"), "{out}");
+    assert!(!out.contains("Downloading"), "{out}");
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    let served: Vec<String> = reg.requests()[before..].to_vec();
+    assert!(
+        !served
+            .iter()
+            .any(|r| r.starts_with("GET") && r.ends_with(&layer)),
+        "the layer blob was downloaded although present: {served:?}"
+    );
+    assert!(
+        served.iter().any(|r| r.contains("/manifests/1")),
+        "the manifest was resolved: {served:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn login_stores_credentials_that_push_and_pull_use() {
+    let reg = Registry::start_with_users(&[("alice", "s3cret")]);
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let tagged = format!("{}/private/bb:v1", reg.host());
+    d.docker_ok(&["tag", "busybox:latest", &tagged]);
+
+    let denied = d.docker(&["push", &tagged]);
+    assert!(!denied.status.success(), "push without login must fail");
+    assert!(text(&denied).contains("unauthorized"), "{}", text(&denied));
+
+    let wrong = d.docker_stdin(
+        &["login", &reg.host(), "-u", "alice", "--password-stdin"],
+        b"wrong\n",
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong).contains("401 Unauthorized"),
+        "{}",
+        text(&wrong)
+    );
+
+    let ok = d.docker_stdin(
+        &["login", &reg.host(), "-u", "alice", "--password-stdin"],
+        b"s3cret\n",
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("Login Succeeded"));
+    let config_path = d.scratch().join("../docker-config/config.json");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).expect("docker config written"))
+            .expect("config JSON");
+    // base64("alice:s3cret")
+    assert_eq!(config["auths"][reg.host()]["auth"], "YWxpY2U6czNjcmV0");
+
+    let digest = pushed_digest(&d.docker_ok(&["push", &tagged]));
+    d.docker_ok(&["rmi", &tagged]);
+    let out = d.docker_ok(&["pull", &tagged]);
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+
+    d.docker_ok(&["logout", &reg.host()]);
+    d.docker_ok(&["rmi", &tagged]);
+    let denied = d.docker(&["pull", &tagged]);
+    assert!(!denied.status.success());
+    assert!(
+        text(&denied).contains("pull access denied"),
+        "{}",
+        text(&denied)
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn python_sdk_logs_in_pushes_and_pulls() {
+    let reg = Registry::start_with_users(&[("bob", "pw-9")]);
+    let d = Daemon::start();
+    let id = d.load_busybox("busybox:latest");
+    let out = d.python("registry_pull_push.py", &[&reg.host(), "bob", "pw-9", &id]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("OK"),
+        "python failed ({}):\n{}\ndaemon log:\n{}",
+        out.status,
+        text(&out),
+        tail(&d.log(), 30)
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn bad_pull_and_push_requests_get_docker_errors() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let missing = d.docker(&["pull", &format!("{}/nope/x:1", reg.host())]);
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing).contains("not found: name unknown"),
+        "{}",
+        text(&missing)
+    );
+    let r = d.api(
+        "POST",
+        &format!("/images/create?fromImage={}/nope/x&tag=1", reg.host()),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not found")
+    );
+    let r = d.api("POST", "/images/create?fromImage=Bad%2F..%2Fx", None);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invalid reference format")
+    );
+    let r = d.api(
+        "POST",
+        &format!("/images/{}/none/push?tag=1", reg.host()),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not exist locally")
+    );
+    let bad_auth = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .args(["-H", "X-Registry-Auth: %%%", "--unix-socket"])
+        .arg(d.socket())
+        .arg("http://berth/images/create?fromImage=busybox")
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&bad_auth.stdout), "400");
+    let refused = d.docker(&["pull", "127.0.0.1:1/x:1"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("Connection refused"),
+        "{}",
+        text(&refused)
+    );
+}
+
+/// The machine's first non-loopback IPv4 address, if it has one.
+fn non_loopback_ipv4() -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.split_whitespace().nth(3))
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+}
+
+#[test]
+#[ignore = "needs root"]
+fn insecure_registry_flag_selects_plain_http_for_other_hosts() {
+    let Some(ip) = non_loopback_ipv4() else {
+        eprintln!("SKIPPED: this machine has no non-loopback IPv4 address to serve a registry on");
+        return;
+    };
+    // A registry on a non-loopback address of this machine (traffic stays local).
+    let port = berth_tests::registry::free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(berth_tests::berth_bin())
+        .args(["registry", "--root"])
+        .arg(dir.path())
+        .args(["--addr", &format!("{ip}:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start registry");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect((ip.as_str(), port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "registry did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let host = format!("{ip}:{port}");
+    let tagged = format!("{host}/x/bb:1");
+
+    let secure = Daemon::start();
+    secure.load_busybox("busybox:latest");
+    secure.docker_ok(&["tag", "busybox:latest", &tagged]);
+    let out = secure.docker(&["push", &tagged]);
+    assert!(!out.status.success(), "HTTPS to a plain registry must fail");
+    assert!(text(&out).contains("https://"), "{}", text(&out));
+
+    let insecure = Daemon::start_with(&["--insecure-registry", &host]);
+    insecure.load_busybox("busybox:latest");
+    insecure.docker_ok(&["tag", "busybox:latest", &tagged]);
+    let digest = pushed_digest(&insecure.docker_ok(&["push", &tagged]));
+    insecure.docker_ok(&["rmi", &tagged]);
+    assert!(insecure.docker_ok(&["pull", &tagged]).contains(&digest));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn interrupted_push_and_pull_complete_on_retry() {
+    let mut reg = Registry::start();
+    let d = Daemon::start();
+    let name = format!("{}/big/img:1", reg.host());
+    let id = import_big(&d, &name, 96);
+
+    // Push, and SIGKILL the registry once the layer upload is under way.
+    let push = d
+        .docker_cmd(&["push", &name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn docker push");
+    let uploads = reg.root().join("uploads");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let written: u64 = std::fs::read_dir(&uploads)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        if written > 4 << 20 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "upload never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    reg.kill();
+    let out = push.wait_with_output().expect("docker push");
+    assert!(
+        !out.status.success(),
+        "push against a killed registry must fail"
+    );
+    reg.start_again();
+    // Nothing half-written is visible: the catalog has no such repository yet.
+    let tags = std::process::Command::new("curl")
+        .args(["-s", &format!("http://{}/v2/big/img/tags/list", reg.host())])
+        .output()
+        .expect("curl");
+    assert!(
+        !String::from_utf8_lossy(&tags.stdout).contains("\"1\""),
+        "no manifest was acknowledged, so none may be visible"
+    );
+    let digest = pushed_digest(&d.docker_ok(&["push", &name]));
+
+    // Pull through a proxy that drops the connection 8 MiB into the first long transfer.
+    let proxy = CuttingProxy::start(reg.port(), 8 << 20);
+    let via = format!("127.0.0.1:{}/big/img:1", proxy.port());
+    let fresh = Daemon::start();
+    let out = fresh.docker(&["pull", &via]);
+    assert!(
+        proxy.cut.load(std::sync::atomic::Ordering::SeqCst),
+        "the transfer was cut"
+    );
+    assert!(
+        !out.status.success(),
+        "a cut pull must fail: {}",
+        text(&out)
+    );
+    assert!(
+        !fresh.docker_ok(&["images", "-q"]).contains(&id[7..19]),
+        "no half image after a failed pull"
+    );
+    assert!(
+        !has_files_named(&fresh.root(), ".tmp-"),
+        "no temporary download left behind"
+    );
+    let out = fresh.docker_ok(&["pull", &via]);
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert_eq!(inspect(&fresh, &via, "{{.Id}}"), id);
+    let run = fresh.docker_ok(&[
+        "run",
+        "--rm",
+        &via,
+        "/bin/busybox",
+        "stat",
+        "-c",
+        "%s",
+        "/data/blob",
+    ]);
+    assert_eq!(run.trim(), (96u64 << 20).to_string());
+}
