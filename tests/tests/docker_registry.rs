@@ -447,3 +447,148 @@ fn interrupted_push_and_pull_complete_on_retry() {
     ]);
     assert_eq!(run.trim(), (96u64 << 20).to_string());
 }
+
+/// `podman` with its own storage under `dir` (vfs: no mounts to clean up).
+fn podman(dir: &std::path::Path, args: &[&str]) -> Output {
+    std::process::Command::new("podman")
+        .arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .args(["--storage-driver", "vfs", "--events-backend", "none"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run podman")
+}
+
+#[test]
+#[ignore = "needs root"]
+fn podman_and_berth_exchange_images_with_equal_digests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    match std::process::Command::new("podman")
+        .arg("--version")
+        .output()
+    {
+        Ok(o) if o.status.success() => {}
+        other => {
+            eprintln!(
+                "SKIPPED: podman cannot run here ({other:?}); install it with /work/shared/bench/peers/setup.sh"
+            );
+            return;
+        }
+    }
+    let reg = Registry::start();
+    let d = Daemon::start();
+    let id = d.load_busybox("busybox:latest");
+    let name = format!("{}/interop/bb", reg.host());
+    d.docker_ok(&["tag", "busybox:latest", &format!("{name}:berth")]);
+    let digest = pushed_digest(&d.docker_ok(&["push", &format!("{name}:berth")]));
+
+    // berth → podman: same manifest digest and image id.
+    let out = podman(
+        dir.path(),
+        &["pull", "--tls-verify=false", &format!("{name}:berth")],
+    );
+    assert!(out.status.success(), "podman pull: {}", text(&out));
+    let out = podman(
+        dir.path(),
+        &[
+            "images",
+            "--digests",
+            "--no-trunc",
+            "--format",
+            "{{.Digest}} {{.ID}}",
+        ],
+    );
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listed.contains(&digest),
+        "podman sees {listed}, berth pushed {digest}"
+    );
+    assert!(
+        listed.contains(&id[7..]),
+        "podman image id {listed} vs {id}"
+    );
+
+    // podman → berth: an image podman imported itself, pushed with the gzip layers podman
+    // compresses from its local storage.
+    let rootfs = dir.path().join("rootfs.tar");
+    let mut tar = berth_tests::fixtures::TarBuilder::new();
+    tar.file(
+        "bin/busybox",
+        0o755,
+        &std::fs::read(berth_tests::BUSYBOX).expect("busybox"),
+    )
+    .symlink("bin/echo", "busybox")
+    .file("etc/made-by", 0o644, b"podman\n");
+    std::fs::write(&rootfs, tar.finish()).expect("write rootfs");
+    let local = "localhost/podman-made:1";
+    let out = podman(
+        dir.path(),
+        &["import", rootfs.to_str().expect("path"), local],
+    );
+    assert!(out.status.success(), "podman import: {}", text(&out));
+    let podman_id = String::from_utf8_lossy(
+        &podman(dir.path(), &["inspect", "--format", "{{.Id}}", local]).stdout,
+    )
+    .trim()
+    .to_string();
+    let digest_file = dir.path().join("digest");
+    let out = podman(
+        dir.path(),
+        &[
+            "push",
+            "--tls-verify=false",
+            "--compression-format",
+            "gzip",
+            "--digestfile",
+            digest_file.to_str().expect("path"),
+            local,
+            &format!("{name}:podman"),
+        ],
+    );
+    assert!(out.status.success(), "podman push: {}", text(&out));
+    let podman_digest = std::fs::read_to_string(&digest_file).expect("digest file");
+    let manifest = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
+        .args([
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        ])
+        .arg(format!(
+            "http://{}/v2/interop/bb/manifests/podman",
+            reg.host()
+        ))
+        .output()
+        .expect("curl");
+    assert!(
+        String::from_utf8_lossy(&manifest.stdout).contains("gzip"),
+        "podman pushed compressed layers: {}",
+        String::from_utf8_lossy(&manifest.stdout)
+    );
+    let fresh = Daemon::start();
+    let out = fresh.docker_ok(&["pull", &format!("{name}:podman")]);
+    assert!(
+        out.contains(&format!("Digest: {}", podman_digest.trim())),
+        "{out}"
+    );
+    assert_eq!(
+        inspect(&fresh, &format!("{name}:podman"), "{{.Id}}"),
+        format!("sha256:{podman_id}")
+    );
+    assert_eq!(
+        fresh.docker_ok(&[
+            "run",
+            "--rm",
+            &format!("{name}:podman"),
+            "echo",
+            "from-podman"
+        ]),
+        "from-podman"
+    );
+}
