@@ -592,3 +592,59 @@ fn podman_and_berth_exchange_images_with_equal_digests() {
         "from-podman"
     );
 }
+
+#[test]
+#[ignore = "needs root"]
+fn berth_cli_logs_in_pushes_and_pulls() {
+    let reg = Registry::start_with_users(&[("carol", "pw-c")]);
+    let d = Daemon::start();
+    let id = d.load_busybox("busybox:latest");
+    let config_dir = d.scratch().join("berth-config");
+    let berth = |args: &[&str], stdin: &[u8]| -> Output {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(berth_tests::berth_bin())
+            .args(args)
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_CONFIG", &config_dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn berth");
+        let _ = child.stdin.take().expect("stdin").write_all(stdin);
+        child.wait_with_output().expect("berth output")
+    };
+    let tagged = format!("{}/cli/bb:1", reg.host());
+    d.docker_ok(&["tag", "busybox:latest", &tagged]);
+    let out = berth(&["push", &tagged], b"");
+    assert!(!out.status.success(), "push before login: {}", text(&out));
+
+    let out = berth(
+        &["login", &reg.host(), "-u", "carol", "--password-stdin"],
+        b"bad\n",
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = berth(
+        &["login", &reg.host(), "-u", "carol", "--password-stdin"],
+        b"pw-c\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(config_dir.join("config.json")).expect("config written"),
+    )
+    .expect("JSON");
+    assert_eq!(config["auths"][reg.host()]["auth"], "Y2Fyb2w6cHctYw==");
+
+    let out = berth(&["push", &tagged], b"");
+    assert!(out.status.success(), "{}", text(&out));
+    let digest = pushed_digest(&text(&out));
+    d.docker_ok(&["rmi", &tagged]);
+    let out = berth(&["pull", &tagged], b"");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("Digest: {digest}")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(inspect(&d, &tagged, "{{.Id}}"), id);
+}

@@ -2,6 +2,7 @@
 //! API to a daemon's socket and printing Docker's table layouts.
 
 mod containers;
+mod distribution;
 mod http;
 mod images;
 mod table;
@@ -58,6 +59,12 @@ pub enum ClientCommand {
     Tag(images::TagArgs),
     /// Show the client and daemon version information.
     Version(HostArg),
+    /// Download an image from a registry.
+    Pull(distribution::PullArgs),
+    /// Upload an image to a registry.
+    Push(distribution::PushArgs),
+    /// Log in to a registry.
+    Login(distribution::LoginArgs),
 }
 
 /// Runs one client verb; returns the process exit code.
@@ -78,6 +85,9 @@ pub fn run(command: ClientCommand) -> anyhow::Result<i32> {
         ClientCommand::Rmi(a) => images::rmi(a),
         ClientCommand::Tag(a) => images::tag(a),
         ClientCommand::Version(a) => version(a),
+        ClientCommand::Pull(a) => distribution::pull(a),
+        ClientCommand::Push(a) => distribution::push(a),
+        ClientCommand::Login(a) => distribution::login(a),
     };
     match result {
         Ok(code) => Ok(code),

@@ -46,10 +46,26 @@ impl Endpoint {
         body: Option<&mut dyn Read>,
         upgrade: bool,
     ) -> anyhow::Result<Response> {
+        self.send_with_headers(method, path, content_type, body, upgrade, &[])
+    }
+
+    /// [`Endpoint::send`] with extra request headers (`X-Registry-Auth`).
+    pub fn send_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&mut dyn Read>,
+        upgrade: bool,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Response> {
         let mut s = self.connect()?;
         let mut head = format!(
             "{method} {API_PREFIX}{path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: berth-cli\r\n"
         );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
         if upgrade {
             head.push_str("Connection: Upgrade\r\nUpgrade: tcp\r\n");
         } else {

@@ -102,6 +102,18 @@ impl DockerConfig {
         })
     }
 
+    /// The `X-Registry-Auth` header value (base64url JSON, as the docker CLI sends it) for
+    /// registry `host`, when credentials are stored for it.
+    pub fn registry_auth_header(&self, host: &str) -> Option<String> {
+        let c = self.credentials(host)?;
+        let json = serde_json::json!({
+            "username": c.username,
+            "password": c.password,
+            "serveraddress": host,
+        });
+        Some(base64::engine::general_purpose::URL_SAFE.encode(json.to_string()))
+    }
+
     /// Stores credentials for `host` in the `auth` form `docker login` writes.
     pub fn set_credentials(&mut self, host: &str, creds: &Credentials) {
         let raw = format!("{}:{}", creds.username, creds.password);
