@@ -588,3 +588,251 @@ fn python_sdk_images_build() {
     assert_eq!(inspect(&d, "pybuilt:1")["Id"], id);
     assert_no_leftovers(&d);
 }
+
+/// A tar whose entry names are written raw (so `../x` and `/x` survive), with symlinks.
+fn raw_tar(entries: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, link, data) in entries {
+        let mut h = tar::Header::new_old();
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        let bytes = name.as_bytes();
+        h.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+        match link {
+            Some(l) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                let lb = l.as_bytes();
+                h.as_old_mut().linkname[..lb.len()].copy_from_slice(lb);
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(data.len() as u64);
+            }
+        }
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+#[test]
+#[ignore = "needs root"]
+fn context_cannot_reach_outside() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let marker = d.scratch().join("outside-marker");
+    std::fs::write(&marker, "host secret\n").expect("marker");
+    let df: &[u8] = b"FROM busybox\nCOPY . /ctx/\n";
+    for evil in [
+        "../../../../../../tmp/berth-escape",
+        "/tmp/berth-escape-abs",
+    ] {
+        let t = raw_tar(&[("Dockerfile", None, df), (evil, None, b"pwned")]);
+        let r = d.api("POST", "/build?t=evil", Some(&t));
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        assert_eq!(r.status, 400, "{text}");
+        assert!(text.contains("outside the build context"), "{text}");
+    }
+    assert!(!Path::new("/tmp/berth-escape").exists());
+    assert!(!Path::new("/tmp/berth-escape-abs").exists());
+
+    // A symlink pointing outside, then an entry written through it: refused, nothing written.
+    let dir = d.scratch();
+    let through = dir.join("through");
+    std::fs::create_dir_all(&through).expect("mkdir");
+    let t = raw_tar(&[
+        ("Dockerfile", None, df),
+        ("link", Some(path(&through)), b""),
+        ("link/pwned", None, b"x"),
+    ]);
+    let r = d.api("POST", "/build?t=evil", Some(&t));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(!through.join("pwned").exists());
+
+    // COPY through symlinks pointing outside reads inside the context only.
+    let marker_s = marker.display().to_string();
+    let t = raw_tar(&[
+        ("Dockerfile", None, b"FROM busybox\nCOPY abs /abs\n"),
+        ("abs", Some(&marker_s), b""),
+    ]);
+    let r = d.api("POST", "/build?t=evil", Some(&t));
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        text.contains("COPY failed: file not found in build context"),
+        "{text}"
+    );
+    let t = raw_tar(&[
+        (
+            "Dockerfile",
+            None,
+            b"FROM busybox\nCOPY up/outside-marker /m\n",
+        ),
+        ("up", Some("../../../../../.."), b""),
+    ]);
+    let text = String::from_utf8_lossy(&d.api("POST", "/build?t=evil", Some(&t)).body).to_string();
+    assert!(
+        text.contains("COPY failed: file not found in build context"),
+        "{text}"
+    );
+    // Symlinks inside a copied directory are copied as links, not followed.
+    let t = raw_tar(&[
+        ("Dockerfile", None, b"FROM busybox\nCOPY dir /dir\n"),
+        ("dir/l", Some(&marker_s), b""),
+    ]);
+    let r = d.api("POST", "/build?t=links", Some(&t));
+    assert_eq!(r.status, 200);
+    let out = d.docker_ok(&["run", "--rm", "links", "readlink", "/dir/l"]);
+    assert_eq!(out, marker_s);
+    assert!(
+        !d.docker(&["run", "--rm", "links", "cat", "/dir/l"])
+            .status
+            .success()
+    );
+    assert!(!d.docker(&["image", "inspect", "evil"]).status.success());
+    assert_no_leftovers(&d);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn saved_oci_layout_is_accepted_by_umoci_and_skopeo() {
+    for tool in ["umoci", "skopeo"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            panic!("{tool} is not installed (scripts/deps installs it)");
+        }
+    }
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let ctx = context(
+        &d,
+        "oci",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY app.txt /app/\nRUN echo ran > /app/ran\nENV X=1\n",
+            ),
+            ("app.txt", "app\n"),
+        ],
+    );
+    build_ok(&d, &["-t", "ocibuilt:1", path(&ctx)]);
+    let tarball = d.scratch().join("saved.tar");
+    d.docker_ok(&["save", "-o", path(&tarball), "ocibuilt:1"]);
+    let layout = d.scratch().join("layout");
+    std::fs::create_dir_all(&layout).expect("mkdir");
+    let data = std::fs::read(&tarball).expect("read");
+    tar::Archive::new(&data[..])
+        .unpack(&layout)
+        .expect("unpack");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index"))
+            .expect("json");
+    let tag = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
+        .as_str()
+        .unwrap_or("1")
+        .to_string();
+    let bundle = d.scratch().join("bundle");
+    let out = Command::new("umoci")
+        .args([
+            "unpack",
+            "--image",
+            &format!("{}:{tag}", path(&layout)),
+            path(&bundle),
+        ])
+        .output()
+        .expect("umoci");
+    assert!(
+        out.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("app/app.txt")).expect("app"),
+        "app\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("app/ran")).expect("ran"),
+        "ran\n"
+    );
+    let copied = d.scratch().join("copied");
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            &format!("oci:{}:{tag}", path(&layout)),
+            &format!("dir:{}", path(&copied)),
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(copied.join("manifest.json").exists());
+}
+
+#[test]
+#[ignore = "needs root"]
+fn berth_build_verb_makes_the_same_image_as_docker_build() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let ctx = context(
+        &d,
+        "verb",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG V=default\nCOPY f /f\nRUN echo $V > /v\nCMD [\"cat\", \"/v\"]\n",
+            ),
+            ("f", "file\n"),
+        ],
+    );
+    build_ok(
+        &d,
+        &["--build-arg", "V=given", "-t", "viadocker", path(&ctx)],
+    );
+    let berth = |args: &[&str]| {
+        Command::new(berth_tests::berth_bin())
+            .arg("build")
+            .arg("-H")
+            .arg(d.host())
+            .args(args)
+            .output()
+            .expect("berth build")
+    };
+    let out = berth(&["--build-arg", "V=given", "-t", "viaberth", path(&ctx)]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(" ---> Using cache").count(), 4, "{text}");
+    assert!(
+        text.contains("Successfully tagged viaberth:latest"),
+        "{text}"
+    );
+    assert_eq!(
+        inspect(&d, "viaberth")["Id"],
+        inspect(&d, "viadocker")["Id"]
+    );
+    assert_eq!(d.docker_ok(&["run", "--rm", "viaberth"]), "given");
+
+    // -f outside the context, -q, and a failing RUN's exit code.
+    let outside = d.scratch().join("Other.Dockerfile");
+    std::fs::write(&outside, "FROM busybox\nRUN exit 4\n").expect("write");
+    let out = berth(&["-q", "-f", path(&outside), path(&ctx)]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("The command '/bin/sh -c exit 4' returned a non-zero code: 4")
+    );
+    std::fs::write(&outside, "FROM viaberth\nENV Q=1\n").expect("write");
+    let out = berth(&["-q", "-f", path(&outside), path(&ctx)]);
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success() && id.starts_with("sha256:"), "{id}");
+    assert_no_leftovers(&d);
+}

@@ -1,6 +1,7 @@
 //! The docker-style client verbs of `berth` (run, ps, logs, ...), speaking the Docker Engine
 //! API to a daemon's socket and printing Docker's table layouts.
 
+mod build;
 mod containers;
 mod distribution;
 mod http;
@@ -57,6 +58,8 @@ pub enum ClientCommand {
     Rmi(images::RmiArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
     Tag(images::TagArgs),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// Show the client and daemon version information.
     Version(HostArg),
     /// Download an image from a registry.
@@ -84,6 +87,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<i32> {
         ClientCommand::Import(a) => images::import(a),
         ClientCommand::Rmi(a) => images::rmi(a),
         ClientCommand::Tag(a) => images::tag(a),
+        ClientCommand::Build(a) => build::build(a),
         ClientCommand::Version(a) => version(a),
         ClientCommand::Pull(a) => distribution::pull(a),
         ClientCommand::Push(a) => distribution::push(a),
