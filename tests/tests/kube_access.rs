@@ -107,3 +107,27 @@ fn explain_reads_the_openapi_schema() {
     assert!(text.contains("strategy"), "{text}");
     assert!(text.contains("rollingUpdate"), "{text}");
 }
+
+#[test]
+fn create_token_issues_a_service_account_token_that_authenticates() {
+    let Some(s) = server() else { return };
+    s.ok(&["create", "serviceaccount", "robot"]);
+    let token = s.ok(&["create", "token", "robot", "--duration=20m"]);
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let url = format!("https://{}/api/v1/namespaces/default/configmaps", s.addr);
+    let header = format!("Authorization: Bearer {token}");
+    let (body, code) = curl(&["-H", &header, &url]);
+    assert_eq!(code, "200", "{body}");
+    // A tampered token is refused.
+    let tampered = format!("Authorization: Bearer {token}x");
+    let (_, code) = curl(&["-H", &tampered, &url]);
+    assert_eq!(code, "401");
+    let err = s.fails(&["create", "token", "nobody"]);
+    assert!(
+        err.contains("serviceaccounts \"nobody\" not found"),
+        "{err}"
+    );
+    let err = s.fails(&["create", "token", "robot", "--duration=1m"]);
+    assert!(err.contains("spec.expirationSeconds"), "{err}");
+}

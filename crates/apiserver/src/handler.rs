@@ -314,6 +314,7 @@ async fn resource_request(
             "status" => resource.status_subresource,
             "scale" => resource.scale_subresource.is_some(),
             "finalize" => resource.kind == "Namespace" && resource.group.is_empty(),
+            "token" => resource.kind == "ServiceAccount" && resource.group.is_empty(),
             _ => false,
         };
         if !allowed {
@@ -406,6 +407,13 @@ async fn resource_verb(
                 return Ok(respond(representation, 200, &scale_of(resource, &object)?));
             }
             Ok(respond(representation, 200, &shown(&object)))
+        }
+        (&Method::POST, Some(name)) if sub == Some("token") => {
+            let request = http::decode_body(content_type.as_deref(), body)?;
+            let answer = api
+                .token_request(resource, ns.unwrap_or("default"), name, &request)
+                .await?;
+            Ok(respond(representation, 201, &answer))
         }
         (&Method::POST, None) => {
             if resource.namespaced && ns.is_none() {

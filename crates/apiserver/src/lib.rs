@@ -24,6 +24,7 @@ pub mod registry;
 pub mod selector;
 pub mod server;
 pub mod table;
+pub mod tokens;
 pub mod watch;
 
 pub use api::Api;
