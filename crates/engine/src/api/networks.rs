@@ -26,8 +26,8 @@ const PREDEFINED: [&str; 3] = [DEFAULT_NETWORK, "host", "none"];
 #[serde(rename_all = "PascalCase", default)]
 struct CreateBody {
     name: String,
-    driver: String,
-    internal: bool,
+    driver: Option<String>,
+    internal: Option<bool>,
     #[serde(rename = "IPAM")]
     ipam: Option<IpamBody>,
     labels: Option<BTreeMap<String, String>>,
@@ -37,24 +37,24 @@ struct CreateBody {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct IpamBody {
-    driver: String,
+    driver: Option<String>,
     config: Option<Vec<IpamConfig>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct IpamConfig {
-    subnet: String,
+    subnet: Option<String>,
     #[serde(rename = "IPRange")]
-    ip_range: String,
-    gateway: String,
+    ip_range: Option<String>,
+    gateway: Option<String>,
 }
 
 /// Body of `POST /networks/{id}/connect` and `/disconnect`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct ConnectBody {
-    container: String,
+    container: Option<String>,
     endpoint_config: Option<Value>,
     force: bool,
 }
@@ -271,30 +271,33 @@ async fn create(engine: &Arc<Engine>, body: CreateBody) -> Result<Response<Body>
             body.name
         )));
     }
-    if matches!(body.driver.as_str(), "host" | "null") {
+    let driver = body.driver.unwrap_or_default();
+    if matches!(driver.as_str(), "host" | "null") {
         return Err(EngineError::Forbidden(format!(
-            "only one instance of \"{}\" network is allowed",
-            body.driver
+            "only one instance of \"{driver}\" network is allowed"
         )));
     }
     let ipam = body.ipam.unwrap_or_default();
-    if !(ipam.driver.is_empty() || ipam.driver == "default") {
+    let ipam_driver = ipam.driver.unwrap_or_default();
+    if !(ipam_driver.is_empty() || ipam_driver == "default") {
         return Err(EngineError::NotFound(format!(
-            "plugin \"{}\" not found",
-            ipam.driver
+            "plugin \"{ipam_driver}\" not found"
         )));
     }
     let configs = ipam.config.unwrap_or_default();
-    let v4: Vec<&IpamConfig> = configs.iter().filter(|c| !c.subnet.contains(':')).collect();
+    let v4: Vec<&IpamConfig> = configs
+        .iter()
+        .filter(|c| !c.subnet.as_deref().unwrap_or("").contains(':'))
+        .collect();
     if v4.len() > 1 {
         return Err(EngineError::InvalidArgument(
             "only one IPv4 subnet per network is supported".into(),
         ));
     }
     let first = v4.first();
-    let opt = |s: Option<&String>| s.filter(|s| !s.is_empty()).cloned();
-    if first.is_none_or(|c| c.subnet.is_empty())
-        && first.is_some_and(|c| !c.gateway.is_empty() || !c.ip_range.is_empty())
+    let opt = |s: Option<&Option<String>>| s.and_then(|s| s.clone()).filter(|s| !s.is_empty());
+    if opt(first.map(|c| &c.subnet)).is_none()
+        && (opt(first.map(|c| &c.gateway)).is_some() || opt(first.map(|c| &c.ip_range)).is_some())
     {
         return Err(EngineError::InvalidArgument(
             "invalid pool request: a gateway or ip-range needs a subnet".into(),
@@ -305,11 +308,11 @@ async fn create(engine: &Arc<Engine>, body: CreateBody) -> Result<Response<Body>
     labels.retain(|k, _| !k.is_empty());
     let spec = NetworkSpec {
         name: body.name.clone(),
-        driver: body.driver.clone(),
+        driver,
         subnet: opt(first.map(|c| &c.subnet)),
         gateway: opt(first.map(|c| &c.gateway)),
         ip_range: opt(first.map(|c| &c.ip_range)),
-        internal: body.internal,
+        internal: body.internal.unwrap_or(false),
         labels,
     };
     let net = engine.with_nets(move |n| n.create_network(spec)).await?;
@@ -387,7 +390,7 @@ async fn connect(engine: &Arc<Engine>, network: &str, body: ConnectBody) -> Resu
         ));
     }
     let net = engine.networking().find(network)?;
-    let entry = engine.lookup(&body.container)?;
+    let entry = engine.lookup(body.container.as_deref().unwrap_or(""))?;
     let _op = entry.op.lock().await;
     let c = entry.snapshot();
     let m = mode(&c.host_config);
@@ -438,7 +441,7 @@ async fn disconnect(engine: &Arc<Engine>, network: &str, body: ConnectBody) -> R
         ));
     }
     let net = engine.networking().find(network)?;
-    let entry = engine.lookup(&body.container)?;
+    let entry = engine.lookup(body.container.as_deref().unwrap_or(""))?;
     let _op = entry.op.lock().await;
     let c = entry.snapshot();
     let mut list = engine.networking().attachments_of(&c.id);

@@ -18,8 +18,8 @@ use crate::volumes::{ANONYMOUS_LABEL, Volume, volume_json};
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct CreateBody {
-    name: String,
-    driver: String,
+    name: Option<String>,
+    driver: Option<String>,
     driver_opts: Option<BTreeMap<String, String>>,
     labels: Option<BTreeMap<String, String>>,
 }
@@ -37,8 +37,8 @@ pub async fn route(
         (&Method::POST, ["create"]) => {
             let body: CreateBody = http::read_json(req.into_body()).await?;
             let v = engine.volumes().create(
-                Some(body.name.as_str()).filter(|n| !n.is_empty()),
-                &body.driver,
+                body.name.as_deref().filter(|n| !n.is_empty()),
+                body.driver.as_deref().unwrap_or(""),
                 body.labels.unwrap_or_default(),
                 body.driver_opts.unwrap_or_default(),
             )?;
