@@ -636,6 +636,17 @@ fn networks_and_ports_survive_a_daemon_restart_and_nothing_leaks() {
         "no duplicate address: {other}"
     );
     assert!(d.docker_ok(&["network", "ls"]).contains("keep"));
+    // A crash (SIGKILL) loses nothing either.
+    d.kill();
+    d.start_again();
+    assert_eq!(
+        text(&fetch_from_host(&d, "http://127.0.0.1:8088/")),
+        "hello-again"
+    );
+    assert_eq!(
+        inspect(&d, "web", "{{.NetworkSettings.Networks.keep.IPAddress}}"),
+        ip
+    );
     // Remove everything: nothing of berth's is left but the default bridge.
     d.docker_ok(&["rm", "-f", "web"]);
     d.docker_ok(&["network", "rm", "keep"]);
