@@ -836,3 +836,67 @@ fn berth_build_verb_makes_the_same_image_as_docker_build() {
     assert!(out.status.success() && id.starts_with("sha256:"), "{id}");
     assert_no_leftovers(&d);
 }
+
+/// A one-thread HTTP server on 127.0.0.1 answering `/files/remote.txt` and 404 otherwise;
+/// returns its port. It serves until the test process ends.
+fn serve_http() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut r = BufReader::new(stream.try_clone().expect("clone"));
+            let mut first = String::new();
+            let _ = r.read_line(&mut first);
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l).unwrap_or(0) == 0 || l.trim().is_empty() {
+                    break;
+                }
+            }
+            let mut s = stream;
+            let body = "remote content\n";
+            let _ = if first.starts_with("GET /files/remote.txt ") {
+                write!(
+                    s,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                write!(s, "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            };
+        }
+    });
+    port
+}
+
+#[test]
+#[ignore = "needs root"]
+fn add_of_a_url_downloads_the_file() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let port = serve_http();
+    let df = format!(
+        "FROM busybox\nADD http://127.0.0.1:{port}/files/remote.txt /srv/\nCMD [\"cat\", \"/srv/remote.txt\"]\n"
+    );
+    let ctx = context(&d, "url", &[("Dockerfile", &df)]);
+    build_ok(&d, &["-t", "fromurl", path(&ctx)]);
+    assert_eq!(d.docker_ok(&["run", "--rm", "fromurl"]), "remote content");
+    let mode = d.docker_ok(&[
+        "run",
+        "--rm",
+        "fromurl",
+        "stat",
+        "-c",
+        "%a",
+        "/srv/remote.txt",
+    ]);
+    assert_eq!(mode, "600");
+    let again = build_ok(&d, &["-t", "fromurl", path(&ctx)]);
+    assert!(again.contains("Using cache"), "{again}");
+    let bad = format!("FROM busybox\nADD http://127.0.0.1:{port}/missing /srv/\n");
+    let ctx = context(&d, "badurl", &[("Dockerfile", &bad)]);
+    let out = build_err(&d, &[path(&ctx)]);
+    assert!(out.contains("with status 404 Not Found"), "{out}");
+    assert_no_leftovers(&d);
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use berth_image::digest::{HashingWriter, short_id};
 use berth_image::{ContainerDefaults, History, ImageConfig, ImageError, ImageStore, RootFs};
-use berth_runtime::Runtime;
+use berth_runtime::{NetworkNamespace, Runtime};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -28,6 +28,7 @@ pub struct Builder {
     runtime: Runtime,
     root: PathBuf,
     cache: Cache,
+    network: NetworkNamespace,
 }
 
 /// State of the stage being built.
@@ -170,7 +171,14 @@ impl Builder {
             store,
             runtime,
             root: root.to_path_buf(),
+            network: NetworkNamespace::Host,
         })
+    }
+
+    /// The network namespace RUN steps join (the host's by default).
+    pub fn with_network(mut self, network: NetworkNamespace) -> Self {
+        self.network = network;
+        self
     }
 
     fn tmp(&self, prefix: &str) -> PathBuf {
@@ -925,6 +933,7 @@ impl BuildRun<'_> {
             env,
             user: d.user.clone().unwrap_or_default(),
             workdir: d.working_dir.clone().unwrap_or_default(),
+            network: self.b.network.clone(),
         };
         let work = self.b.root.join("tmp");
         let (cid, code) = run::run(
@@ -1017,12 +1026,13 @@ impl BuildRun<'_> {
             )));
         }
         let dest_raw = words.pop().unwrap_or_default();
-        if let Some(u) = words
-            .iter()
-            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
-        {
+        let (urls, locals): (Vec<String>, Vec<String>) = words
+            .into_iter()
+            .partition(|w| w.starts_with("http://") || w.starts_with("https://"));
+        if kw == "COPY" && !urls.is_empty() {
             return Err(BuildError::Copy(format!(
-                "{kw} failed: remote sources are not supported by this builder: {u}"
+                "COPY failed: source can't be a URL for COPY: {}",
+                urls[0]
             )));
         }
         let mut dest = if dest_raw.starts_with('/') {
@@ -1052,12 +1062,20 @@ impl BuildRun<'_> {
             None => None,
         };
         let chmod = ins.flag("chmod").map(copy::parse_chmod).transpose()?;
+        let mut downloads = Vec::new();
+        let fetch_dir = self.b.tmp("fetch");
+        let _fetched = RemoveOnDrop(fetch_dir.clone());
+        for (i, u) in urls.iter().enumerate() {
+            let (u2, dir) = (u.clone(), fetch_dir.join(i.to_string()));
+            downloads.push(blocking(move || crate::fetch::download(&u2, &dir)).await?);
+        }
         let spec = CopySpec {
             keyword: kw.clone(),
-            sources: words,
+            sources: locals,
             dest: dest.clone(),
             chown,
             chmod,
+            downloads,
         };
         // --from: a stage (by name or index) or an image, mounted read-only for the copy.
         let from = ins
@@ -1146,6 +1164,15 @@ impl BuildRun<'_> {
             Err(e) => Err(e.into()),
         })
         .await
+    }
+}
+
+/// Removes a temporary directory when dropped (early returns included).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

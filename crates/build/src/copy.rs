@@ -38,11 +38,13 @@ pub struct CopySpec {
     pub chown: Option<(u32, u32)>,
     /// `--chmod` mode bits.
     pub chmod: Option<u32>,
+    /// Files downloaded for ADD of URLs (never extracted, placed like files).
+    pub downloads: Vec<PathBuf>,
 }
 
 /// Resolves the sources to existing paths under the root, globs expanded (sorted).
 pub fn resolve_sources(root: &SourceRoot, spec: &CopySpec) -> Result<Vec<PathBuf>, BuildError> {
-    let mut out = Vec::new();
+    let mut out = spec.downloads.clone();
     for src in &spec.sources {
         let rel = src.trim_start_matches('/');
         if has_glob(rel) {
@@ -190,7 +192,7 @@ pub fn write_layer(
                 w.entry(src, &dest_rel)?;
             }
             w.tree(src, &dest_rel)?;
-        } else if spec.keyword == "ADD" && is_archive(src)? {
+        } else if spec.keyword == "ADD" && !spec.downloads.contains(src) && is_archive(src)? {
             w.parents(&dest_rel)?;
             if !dest_rel.is_empty() && !w.emitted.contains(&dest_rel) {
                 w.new_dir(&dest_rel)?;
@@ -472,6 +474,7 @@ mod tests {
             dest: "/app/".into(),
             chown: Some((5, 6)),
             chmod: None,
+            downloads: Vec::new(),
         };
         let srcs = resolve_sources(&root, &spec).expect("resolve");
         let mut buf = Vec::new();

@@ -12,6 +12,7 @@ mod cache;
 pub mod context;
 mod copy;
 pub mod dockerfile;
+mod fetch;
 mod ignore;
 pub mod lex;
 mod run;

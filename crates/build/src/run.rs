@@ -1,5 +1,5 @@
 //! RUN: the command runs in a container of the build (a snapshot of the current image, the
-//! host's network), its output streamed as it comes; the container is always removed, and
+//! network the builder was given: the host's by default), its output streamed as it comes; the container is always removed, and
 //! the snapshot with it.
 
 use std::collections::BTreeMap;
@@ -28,6 +28,8 @@ pub struct RunSpec {
     pub user: String,
     /// `WORKDIR` of the stage (empty: `/`).
     pub workdir: String,
+    /// The network namespace RUN joins.
+    pub network: NetworkNamespace,
 }
 
 /// Runs `spec` in a new container on `image`; returns the container id and the exit code.
@@ -110,7 +112,7 @@ async fn execute(
         open_stdin: false,
         stdin_once: false,
         mounts: Vec::new(),
-        network: NetworkNamespace::Host,
+        network: spec.network.clone(),
         cap_add: Vec::new(),
         cap_drop: Vec::new(),
         privileged: false,

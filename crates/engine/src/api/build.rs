@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_build::{BuildError, BuildOptions, Builder, Progress};
+use berth_runtime::NetworkNamespace;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -30,7 +31,18 @@ fn builder(engine: &Engine) -> Result<Builder> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(root.clone());
-    Builder::new(engine.images.clone(), engine.runtime.clone(), &root, first).map_err(map_error)
+    // RUN gets what `--network host` means for this daemon: the namespace it manages when
+    // given one (so a test daemon never touches the machine's), else the host's.
+    let network = match &engine.config.network_namespace {
+        Some(p) if p.exists() => NetworkNamespace::Path(p.clone()),
+        Some(_) => NetworkNamespace::New,
+        None => NetworkNamespace::Host,
+    };
+    Ok(
+        Builder::new(engine.images.clone(), engine.runtime.clone(), &root, first)
+            .map_err(map_error)?
+            .with_network(network),
+    )
 }
 
 /// The engine error for a build error found before streaming starts.

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# bench/build/run.sh - image builds: berth vs the peer dockerd's classic builder vs
+# `podman build`, side by side in one run.
+#
+# Measures (issue "Build images from Dockerfiles"), for a 10-step Dockerfile (ARG, FROM,
+# ENV x2, WORKDIR, COPY of 50 MB in 1,000 files, RUN x3, CMD):
+#   1. first build (--no-cache);
+#   2. rebuild with nothing changed;
+#   3. rebuild after changing one small copied file.
+# Each is the median of ITERS (default 3) rounds; the engines alternate within a round.
+# Prints a markdown table. Needs root, the peers from ../shared/bench/peers/setup.sh
+# (dockerd, podman, the peer-bb:1 image and rootfs tar) and a berth binary (BERTH_BIN, else
+# the release build, else the debug build; the table says which).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+PEERS=${PEERS:-$TOP/../shared/bench/peers}
+. "$PEERS/common.sh"
+ITERS=${ITERS:-3}
+TARGET_DIR=${CARGO_TARGET_DIR:-$TOP/target}
+BERTH=${BERTH_BIN:-$TARGET_DIR/release/berth}
+[ -x "$BERTH" ] || BERTH=$TARGET_DIR/debug/berth
+[ -x "$BERTH" ] || pb_die "no berth binary (cargo build --release -p berth)"
+[ -s "$PB_STATE/bb.tar" ] || pb_die "run $PEERS/setup.sh first"
+command -v podman >/dev/null || pb_die "podman is not installed (run $PEERS/setup.sh)"
+
+WORK=$(mktemp -d /tmp/berth-build-bench.XXXXXX)
+BSOCK=$WORK/docker.sock
+BERTH_HOST=unix://$BSOCK
+PEER_HOST=$DOCKER_HOST
+OUT=$WORK/out; mkdir -p "$OUT"
+TAG=bench-build-$$
+berth_pid=
+cleanup() {
+    DOCKER_HOST=$PEER_HOST docker rmi -f "$TAG" >/dev/null 2>&1 || true
+    DOCKER_HOST=$PEER_HOST docker image prune -f --filter "label=$PB_LABEL" >/dev/null 2>&1 || true
+    podman rmi -f "localhost/$TAG" >/dev/null 2>&1 || true
+    podman image prune -f --filter "label=$PB_LABEL" >/dev/null 2>&1 || true
+    if [ -n "$berth_pid" ]; then kill -TERM "$berth_pid" 2>/dev/null || true; wait "$berth_pid" 2>/dev/null || true; fi
+    grep " $WORK/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+pb_start_dockerd
+"$BERTH" daemon --root "$WORK/root" --socket "$BSOCK" > "$OUT/berth.log" 2>&1 &
+berth_pid=$!
+for _ in $(seq 100); do DOCKER_HOST=$BERTH_HOST docker version >/dev/null 2>&1 && break; sleep 0.1; done
+DOCKER_HOST=$BERTH_HOST docker version >/dev/null || pb_die "berth daemon did not start (see $OUT/berth.log)"
+DOCKER_HOST=$BERTH_HOST docker import --change 'CMD ["/bin/sh"]' "$PB_STATE/bb.tar" "$PB_IMG" >/dev/null
+
+# The context: 1,000 files of 50 KiB (50 MB, random so nothing compresses or dedups), one
+# small file that the third measurement changes.
+CTX=$WORK/ctx
+mkdir -p "$CTX/data"
+for ((i = 0; i < 1000; i++)); do
+    head -c 51200 /dev/urandom > "$CTX/data/f$(printf %04d "$i")"
+done
+echo 0 > "$CTX/data/small.txt"
+cat > "$CTX/Dockerfile" <<DOCKERFILE
+ARG BASE=$PB_IMG
+FROM \$BASE
+ENV APP=/app
+WORKDIR /app
+RUN echo one > /step1
+COPY data/ /app/data/
+RUN ls /app/data | wc -l > /count
+ENV MODE=bench
+RUN cat /app/data/small.txt > /small
+CMD ["sh"]
+DOCKERFILE
+
+ms() { local t0 t1; t0=$(date +%s%N); "$@" >> "$OUT/builds.log" 2>&1 || { tail -20 "$OUT/builds.log" >&2; pb_die "build failed: $*"; }; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+b_berth() { env DOCKER_HOST=$BERTH_HOST DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$@" "$CTX"; }
+b_docker() { env DOCKER_HOST=$PEER_HOST DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$@" "$CTX"; }
+b_podman() { podman build --layers --label "$PB_LABEL" --build-arg "BASE=$PB_PIMG" -t "$TAG" "$@" "$CTX"; }
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+for ((k = 0; k < ITERS; k++)); do
+    for e in berth docker podman; do
+        echo "$(ms "b_$e" --no-cache)" >> "$OUT/first-$e"
+    done
+    for e in berth docker podman; do
+        echo "$(ms "b_$e")" >> "$OUT/same-$e"
+    done
+    echo "$k$RANDOM" > "$CTX/data/small.txt"
+    for e in berth docker podman; do
+        echo "$(ms "b_$e")" >> "$OUT/changed-$e"
+    done
+done
+# Sanity: the cached rebuilds really were cached in berth, and the image works.
+DOCKER_HOST=$BERTH_HOST docker run --rm "$TAG" cat /count | grep -q 1001 || pb_die "berth image lacks the copied files"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+row() { # label file-prefix target
+    local b d p
+    b=$(median < "$OUT/$2-berth"); d=$(median < "$OUT/$2-docker"); p=$(median < "$OUT/$2-podman")
+    echo "| $1 | $b ms | $d ms | $p ms | $(ratio "$b" "$d") | $3 |"
+}
+echo "berth binary: $BERTH; $ITERS rounds, medians"
+echo
+echo "| build of the 10-step Dockerfile (50 MB / 1,000-file COPY) | berth | dockerd classic | podman build | berth / dockerd | target |"
+echo "| --- | --- | --- | --- | --- | --- |"
+row "first build (--no-cache)" first "<= 1"
+row "rebuild, nothing changed" same "<= 0.25"
+row "rebuild, one small copied file changed" changed "<= 0.5"
