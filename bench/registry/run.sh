@@ -15,6 +15,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 PEERS=${PEERS:-$TOP/../shared/bench/peers}
+[ -f "$PEERS/common.sh" ] || PEERS=/work/shared/bench/peers
 . "$PEERS/common.sh"
 ITERS=${ITERS:-3}
 LAYER_MB=${LAYER_MB:-40}
@@ -33,7 +34,7 @@ BPORT=$(free_port); DPORT=$(free_port)
 B_IMG=127.0.0.1:$BPORT/bench/big:1
 D_IMG=127.0.0.1:$DPORT/bench/big:1
 berth_pid= breg_pid= dreg_pid=
-stop_pid() { [ -n "$1" ] && kill -TERM "$1" 2>/dev/null && wait "$1" 2>/dev/null; return 0; }
+stop_pid() { if [ -n "$1" ]; then kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi; }
 cleanup() {
     DOCKER_HOST=$PEER_HOST docker rmi -f "$D_IMG" bench-big:1 >/dev/null 2>&1 || true
     stop_pid "$breg_pid"; stop_pid "$dreg_pid"; stop_pid "$berth_pid"
@@ -100,7 +101,7 @@ YML
 stop_registries() { stop_pid "$breg_pid"; stop_pid "$dreg_pid"; breg_pid= dreg_pid=; }
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 load() { DOCKER_HOST=$1 docker load -i "$WORK/big.tar" >/dev/null && DOCKER_HOST=$1 docker tag bench-big:1 "$2"; }
-rmi() { DOCKER_HOST=$1 docker rmi -f "$2" bench-big:1 >/dev/null; }
+rmi() { DOCKER_HOST=$1 docker rmi -f "$2" bench-big:1 >/dev/null 2>&1 || true; }
 
 for ((k = 1; k <= ITERS; k++)); do
     start_registries "$k"
