@@ -187,7 +187,13 @@ impl Daemon {
 
     /// Runs the docker CLI; returns its output.
     pub fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args).output().expect("run docker CLI")
+        let started = Instant::now();
+        let out = self.docker_cmd(args).output().expect("run docker CLI");
+        let took = started.elapsed();
+        if took > Duration::from_secs(5) {
+            eprintln!("slow docker command ({took:?}): {args:?}");
+        }
+        out
     }
 
     /// Runs the docker CLI, asserts success, returns trimmed stdout.
@@ -261,12 +267,16 @@ impl Daemon {
             {
                 for c in v.as_array().into_iter().flatten() {
                     if let Some(id) = c["Id"].as_str() {
+                        let started = Instant::now();
                         let _ = http::request(
                             &self.socket(),
                             "DELETE",
                             &format!("/containers/{id}?force=1"),
                             None,
                         );
+                        if started.elapsed() > Duration::from_secs(5) {
+                            eprintln!("slow forced removal of {id}: {:?}", started.elapsed());
+                        }
                     }
                 }
             }
