@@ -10,11 +10,14 @@
 # Each is the median of ITERS (default 3) rounds; the engines alternate within a round.
 # Prints a markdown table. Needs root, the peers from ../shared/bench/peers/setup.sh
 # (dockerd, podman, the peer-bb:1 image and rootfs tar) and a berth binary (BERTH_BIN, else
-# the release build, else the debug build; the table says which).
+# the release build, else the debug build; the table says which). podman builds with
+# --network host (berth RUN steps use the host network too; podman's netavark setup is
+# unreliable on this machine).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 PEERS=${PEERS:-$TOP/../shared/bench/peers}
+[ -f "$PEERS/common.sh" ] || PEERS=/work/shared/bench/peers
 . "$PEERS/common.sh"
 ITERS=${ITERS:-3}
 TARGET_DIR=${CARGO_TARGET_DIR:-$TOP/target}
@@ -73,7 +76,7 @@ DOCKERFILE
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >> "$OUT/builds.log" 2>&1 || { tail -20 "$OUT/builds.log" >&2; pb_die "build failed: $*"; }; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 b_berth() { env DOCKER_HOST=$BERTH_HOST DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$@" "$CTX"; }
 b_docker() { env DOCKER_HOST=$PEER_HOST DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$@" "$CTX"; }
-b_podman() { podman build --layers --label "$PB_LABEL" --build-arg "BASE=$PB_PIMG" -t "$TAG" "$@" "$CTX"; }
+b_podman() { podman build --layers --network host --label "$PB_LABEL" --build-arg "BASE=$PB_PIMG" -t "$TAG" "$@" "$CTX"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 for ((k = 0; k < ITERS; k++)); do

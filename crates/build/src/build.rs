@@ -96,8 +96,8 @@ impl Stage {
 enum Change {
     /// Only the config.
     Config(Box<ContainerDefaults>),
-    /// A layer tar at this path, made by COPY/ADD.
-    Layer(PathBuf),
+    /// A layer tar at this path with this diff id, made by COPY/ADD.
+    Layer(PathBuf, String),
 }
 
 fn now() -> String {
@@ -781,17 +781,10 @@ impl BuildRun<'_> {
         created_by: String,
         change: Change,
     ) -> Result<(), BuildError> {
-        if !self.opts.no_cache
-            && let Some(id) = self.b.cache.get(st.image.as_deref(), key)
-            && let Some(config) = self.load(&id).await
-        {
-            if let Change::Layer(p) = &change {
+        if self.cached(st, key).await {
+            if let Change::Layer(p, _) = &change {
                 let _ = fs::remove_file(p);
             }
-            self.say(" ---> Using cache\n");
-            self.say(format!(" ---> {}\n", &short_id(&id)[..12]));
-            st.config = config;
-            st.image = Some(id);
             return Ok(());
         }
         let mut config = st.config.clone();
@@ -808,7 +801,7 @@ impl BuildRun<'_> {
                 history.empty_layer = true;
                 None
             }
-            Change::Layer(path) => Some(path),
+            Change::Layer(path, diff_id) => Some((path, diff_id)),
         };
         let id = self.register(&mut config, history, layer).await?;
         self.b.cache.put(st.image.as_deref(), key, &id)?;
@@ -830,23 +823,19 @@ impl BuildRun<'_> {
         &self,
         config: &mut ImageConfig,
         history: History,
-        layer: Option<PathBuf>,
+        layer: Option<(PathBuf, String)>,
     ) -> Result<String, BuildError> {
         let store = self.b.store.clone();
         let mut cfg = config.clone();
         let out = blocking(move || {
             let result = (|| {
-                if let Some(path) = &layer {
-                    let mut f = fs::File::open(path)?;
-                    let mut hw = HashingWriter::new(std::io::sink());
-                    std::io::copy(&mut f, &mut hw)?;
-                    let (diff_id, _, _) = hw.finish();
-                    cfg.rootfs.diff_ids.push(diff_id);
+                if let Some((_, diff_id)) = &layer {
+                    cfg.rootfs.diff_ids.push(diff_id.clone());
                 }
                 cfg.history.push(history);
                 let bytes = serde_json::to_vec(&cfg).map_err(std::io::Error::other)?;
                 let last = cfg.rootfs.diff_ids.len().saturating_sub(1);
-                let layer_path = layer.clone();
+                let layer_path = layer.as_ref().map(|(p, _)| p.clone());
                 let mut open = move |i: usize| -> Result<Box<dyn Read>, ImageError> {
                     match (&layer_path, i == last) {
                         (Some(p), true) => Ok(Box::new(fs::File::open(p)?)),
@@ -856,7 +845,7 @@ impl BuildRun<'_> {
                 let id = store.add_image(&bytes, &mut open, None, None)?;
                 Ok::<_, BuildError>((id, cfg))
             })();
-            if let Some(p) = &layer {
+            if let Some((p, _)) = &layer {
                 let _ = fs::remove_file(p);
             }
             result
@@ -1100,43 +1089,91 @@ impl BuildRun<'_> {
                 }
             }
         };
-        let layer_path = self.b.tmp("layer");
-        let work = {
-            let (spec, root, layer_path) = (spec.clone(), root.clone(), layer_path.clone());
+        let result = self.copy_layer(st, ins, spec, root, view, from).await;
+        if let Some(sid) = mounted {
+            let s = self.b.store.clone();
+            let _ = blocking(move || Ok(s.remove_snapshot(&sid)?)).await;
+        }
+        result
+    }
+
+    /// The cache lookup by the sources' content, then (on a miss) the layer of a COPY/ADD.
+    async fn copy_layer(
+        &mut self,
+        st: &mut Stage,
+        ins: &Instruction,
+        spec: CopySpec,
+        root: SourceRoot,
+        view: ImageView,
+        from: Option<String>,
+    ) -> Result<(), BuildError> {
+        let (sources, kind, hash) = {
+            let (spec, root) = (spec.clone(), root.clone());
             blocking(move || {
                 let sources = copy::resolve_sources(&root, &spec)?;
                 let hash = copy::content_key(&sources)?;
-                let mut f = fs::File::create(&layer_path)?;
-                copy::write_layer(&mut f, &sources, &spec, &view)?;
-                f.sync_all()?;
                 let kind = if sources.len() == 1 && sources[0].is_file() {
                     "file"
                 } else {
                     "multi"
                 };
-                Ok((kind.to_string(), hash))
+                Ok((sources, kind.to_string(), hash))
+            })
+            .await?
+        };
+        let from_part = from.map(|f| format!(" from {f}")).unwrap_or_default();
+        let created_by = format!(
+            "/bin/sh -c #(nop) {} {kind}:{hash} in {} ",
+            spec.keyword, spec.dest
+        );
+        let key = format!(
+            "copy\n{created_by}\n{:?}\n{:?}\n{from_part}\n{}",
+            spec.chown, spec.chmod, ins.original
+        );
+        if self.cached(st, &key).await {
+            return Ok(());
+        }
+        let layer_path = self.b.tmp("layer");
+        let written = {
+            let layer_path = layer_path.clone();
+            blocking(move || {
+                let f = fs::File::create(&layer_path)?;
+                let mut hw = HashingWriter::new(std::io::BufWriter::new(f));
+                copy::write_layer(&mut hw, &sources, &spec, &view)?;
+                let (diff_id, _, buf) = hw.finish();
+                let f = buf.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
+                Ok(diff_id)
             })
             .await
         };
-        if let Some(sid) = mounted {
-            let s = self.b.store.clone();
-            let _ = blocking(move || Ok(s.remove_snapshot(&sid)?)).await;
-        }
-        let (kind, hash) = match work {
-            Ok(v) => v,
-            Err(err) => {
+        let diff_id = match written {
+            Ok(d) => d,
+            Err(e) => {
                 let _ = fs::remove_file(&layer_path);
-                return Err(err);
+                return Err(e);
             }
         };
-        let from_part = from.map(|f| format!(" from {f}")).unwrap_or_default();
-        let created_by = format!("/bin/sh -c #(nop) {kw} {kind}:{hash} in {dest} ");
-        let key = format!(
-            "copy\n{created_by}\n{chown:?}\n{chmod:?}\n{from_part}\n{}",
-            ins.original
-        );
-        self.step_result(st, &key, created_by, Change::Layer(layer_path))
+        self.step_result(st, &key, created_by, Change::Layer(layer_path, diff_id))
             .await
+    }
+
+    /// Takes the step's image from the cache if there is one (prints `Using cache`).
+    async fn cached(&mut self, st: &mut Stage, key: &str) -> bool {
+        if self.opts.no_cache {
+            return false;
+        }
+        let Some(id) = self.b.cache.get(st.image.as_deref(), key) else {
+            return false;
+        };
+        let Some(config) = self.load(&id).await else {
+            return false;
+        };
+        self.say(" ---> Using cache\n");
+        self.say(format!(" ---> {}\n", &short_id(&id)[..12]));
+        st.config = config;
+        st.image = Some(id);
+        true
     }
 
     /// The image a `--from` names: a stage by name or index, else an image.
