@@ -900,3 +900,36 @@ fn add_of_a_url_downloads_the_file() {
     assert!(out.contains("with status 404 Not Found"), "{out}");
     assert_no_leftovers(&d);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn intermediate_images_are_hidden_and_removed_with_the_image() {
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let ctx = context(
+        &d,
+        "layers",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo one > /one\nENV A=1\nRUN echo two > /two\n",
+        )],
+    );
+    build_ok(&d, &["-t", "layered", ctx.to_str().expect("path")]);
+    // Only the tagged images are listed; the steps' images show with -a and carry Parent.
+    let listed = d.docker_ok(&["images", "--format", "{{.Repository}}"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert_eq!(
+        d.docker_ok(&["images", "-q", "--filter", "dangling=true"]),
+        ""
+    );
+    let all = d.docker_ok(&["images", "-a", "-q"]);
+    assert_eq!(all.lines().count(), 4, "{all}");
+    assert!(
+        d.docker_ok(&["inspect", "-f", "{{.Parent}}", "layered"])
+            .starts_with("sha256:")
+    );
+    // rmi takes the untagged steps with it, down to busybox (3 images, 2 RUN layers).
+    let out = d.docker_ok(&["rmi", "layered"]);
+    assert_eq!(out.matches("Deleted:").count(), 5, "{out}");
+    assert_eq!(d.docker_ok(&["images", "-a", "-q"]).lines().count(), 1);
+}

@@ -803,7 +803,9 @@ impl BuildRun<'_> {
             }
             Change::Layer(path, diff_id) => Some((path, diff_id)),
         };
-        let id = self.register(&mut config, history, layer).await?;
+        let id = self
+            .register(&mut config, history, layer, st.image.clone())
+            .await?;
         self.b.cache.put(st.image.as_deref(), key, &id)?;
         self.say(format!(" ---> {}\n", &short_id(&id)[..12]));
         st.config = config;
@@ -824,6 +826,7 @@ impl BuildRun<'_> {
         config: &mut ImageConfig,
         history: History,
         layer: Option<(PathBuf, String)>,
+        parent: Option<String>,
     ) -> Result<String, BuildError> {
         let store = self.b.store.clone();
         let mut cfg = config.clone();
@@ -842,7 +845,7 @@ impl BuildRun<'_> {
                         _ => Err(ImageError::NotFound(format!("layer {i} of the build"))),
                     }
                 };
-                let id = store.add_image(&bytes, &mut open, None, None)?;
+                let id = store.add_child_image(&bytes, &mut open, parent.as_deref())?;
                 Ok::<_, BuildError>((id, cfg))
             })();
             if let Some((p, _)) = &layer {

@@ -61,6 +61,27 @@ impl ImageStore {
         Ok(id)
     }
 
+    /// Adds an image made on top of `parent` (a build step): like [`Self::add_image`] without
+    /// a reference, recording `parent` as Docker's `Parent`, which hides it from image lists
+    /// while it has children and no tag.
+    pub fn add_child_image(
+        &self,
+        config: &[u8],
+        open: &mut LayerOpener<'_>,
+        parent: Option<&str>,
+    ) -> Result<Digest, ImageError> {
+        let _ops = self.lock_ops();
+        let parsed = parse_config(config)?;
+        self.ensure_layers(&parsed.rootfs.diff_ids, open)?;
+        let parent = match parent {
+            Some(p) => Some(self.read_state().lookup(p)?),
+            None => None,
+        };
+        let id = self.register_image(config, parent, Vec::new(), &[])?;
+        let _ = self.collect_garbage()?;
+        Ok(id)
+    }
+
     /// Extracts every missing layer of `diff_ids`, verifying each. Caller holds the ops lock.
     pub(crate) fn ensure_layers(
         &self,

@@ -78,8 +78,33 @@ impl ImageStore {
             self.untag(&tags)?;
             out.extend(tags.iter().map(|t| Removed::Untagged(familiar(t))));
         }
+        let mut parent = self
+            .read_state()
+            .images
+            .get(&id)
+            .and_then(|r| r.meta.parent.clone());
         let (deleted, _) = self.delete_image(&id)?;
         out.extend(deleted);
+        // As Docker: the untagged images it was built on go with it, up to the first one
+        // that is tagged, used, or has other children.
+        while let Some(p) = parent.take() {
+            let next = {
+                let st = self.read_state();
+                let Some(rec) = st.images.get(&p) else { break };
+                let removable = st.tags_of(&p).is_empty()
+                    && !st
+                        .images
+                        .values()
+                        .any(|r| r.meta.parent.as_deref() == Some(p.as_str()));
+                if !removable || in_use(&p).is_some() {
+                    break;
+                }
+                rec.meta.parent.clone()
+            };
+            let (deleted, _) = self.delete_image(&p)?;
+            out.extend(deleted);
+            parent = next;
+        }
         Ok(out)
     }
 

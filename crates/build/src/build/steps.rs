@@ -139,7 +139,9 @@ impl BuildRun<'_> {
                 created_by: Some(created_by),
                 ..History::default()
             };
-            let id = self.register(&mut config, history, None).await?;
+            let id = self
+                .register(&mut config, history, None, st.image.clone())
+                .await?;
             Ok::<_, BuildError>((id, config))
         }
         .await;

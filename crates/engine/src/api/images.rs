@@ -197,9 +197,18 @@ async fn list(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>> {
     let mut images = engine.with_images(|s| Ok(s.list()?)).await?;
     images.sort_by_key(|i| std::cmp::Reverse(created_of(i)));
     let containers = engine.containers();
+    // As Docker: without `all`, untagged images that other images were built on (the
+    // intermediate images of builds) are not listed, nor counted as dangling.
+    let parents: std::collections::HashSet<String> =
+        images.iter().filter_map(|i| i.parent.clone()).collect();
+    let all = q.flag("all");
     let mut out = Vec::new();
     for img in &images {
-        let dangling = img.tags.is_empty();
+        let intermediate = img.tags.is_empty() && parents.contains(&img.id);
+        if intermediate && !all {
+            continue;
+        }
+        let dangling = img.tags.is_empty() && !intermediate;
         if let Some(d) = f.get("dangling")
             && !d.iter().any(|v| (v == "true" || v == "1") == dangling)
         {
