@@ -3,6 +3,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -30,8 +32,42 @@ pub fn bind(socket: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
+/// Requests being handled and when the last one ended, to notice an idle daemon.
+#[derive(Debug, Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Incremented whenever a request ends.
+    ended: AtomicU64,
+}
+
+/// How long without requests before the daemon counts as idle.
+const IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Gives memory back once the daemon has been idle for [`IDLE_AFTER`]: the code and data of
+/// the last requests leave the resident set (see [`berth_runtime::trim_resident`]) until the
+/// next request needs them.
+async fn trim_when_idle(activity: Arc<Activity>, cancel: CancellationToken) {
+    let mut trimmed_at = u64::MAX;
+    let mut seen = activity.ended.load(Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(IDLE_AFTER) => {}
+        }
+        let ended = activity.ended.load(Ordering::Relaxed);
+        let quiet = ended == seen && activity.in_flight.load(Ordering::Relaxed) == 0;
+        seen = ended;
+        if quiet && trimmed_at != ended {
+            trimmed_at = ended;
+            let _ = tokio::task::spawn_blocking(berth_runtime::trim_resident).await;
+        }
+    }
+}
+
 /// Accepts connections until `cancel` fires.
 pub async fn serve(engine: Arc<Engine>, listener: UnixListener, cancel: CancellationToken) {
+    let activity = Arc::new(Activity::default());
+    tokio::spawn(trim_when_idle(activity.clone(), cancel.clone()));
     loop {
         let stream = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -44,10 +80,18 @@ pub async fn serve(engine: Arc<Engine>, listener: UnixListener, cancel: Cancella
             },
         };
         let engine = engine.clone();
+        let activity = activity.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let engine = engine.clone();
-                async move { Ok::<_, std::convert::Infallible>(crate::api::handle(engine, req).await) }
+                let activity = activity.clone();
+                async move {
+                    activity.in_flight.fetch_add(1, Ordering::Relaxed);
+                    let resp = crate::api::handle(engine, req).await;
+                    activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    activity.ended.fetch_add(1, Ordering::Relaxed);
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -32,6 +32,7 @@ pub mod spec;
 mod sys;
 
 pub use runtime::Runtime;
+pub use sys::trim_resident;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -117,8 +117,9 @@ fn set_lo_up() -> io::Result<()> {
 /// mappings that hold no private copy of any page (the text and read-only data of the
 /// executable and libraries) are dropped from the page tables (madvise(2) `MADV_DONTNEED`;
 /// the pages stay in the page cache and fault back in when used), and freed heap is handed
-/// back to the system (`malloc_trim`). The shim calls this after starting a process: the
-/// code of creating a container is not needed while it only relays output.
+/// back to the system (`malloc_trim`). The shim calls this after starting a process (the
+/// code of creating a container is not needed while it only relays output), the daemon when
+/// it has become idle.
 pub fn trim_resident() {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
