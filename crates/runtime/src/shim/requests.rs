@@ -9,6 +9,42 @@ use crate::protocol::{ErrorKind, Reply, Request, StreamKind};
 use crate::spec::{HostFacts, exec_process, write_json_atomic};
 use crate::{ContainerState, layout};
 
+/// Whether `program` certainly does not exist in the root of process `pid`: no directory
+/// entry (not even a symlink) at its path, or in any `PATH` directory for a bare name.
+/// Lookups that cannot be decided from the host (a directory on the way is a symlink) count
+/// as present, so the runtime reports them.
+fn program_missing(pid: i32, program: &str, env: &[String]) -> bool {
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let absent = |path: &str| {
+        let rel = path.trim_start_matches('/');
+        let mut dir = root.clone();
+        let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+        let Some((last, dirs)) = parts.split_last() else {
+            return false;
+        };
+        for d in dirs {
+            dir.push(d);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_dir() => {}
+                Ok(_) => return false,
+                Err(e) => return e.kind() == std::io::ErrorKind::NotFound,
+            }
+        }
+        matches!(std::fs::symlink_metadata(dir.join(last)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+    };
+    if program.contains('/') {
+        return program.starts_with('/') && absent(program);
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .all(|d| absent(&format!("{d}/{program}")))
+}
+
 fn not_running() -> Reply {
     Reply::error(ErrorKind::NotRunning, "")
 }
@@ -187,6 +223,18 @@ impl Shim {
             return other(format!("exec {exec_id} already started"));
         }
         let config = exec.config.clone();
+        // A program that is nowhere in the container is reported without starting the OCI
+        // runtime's exec: the built-in runtime could hang on the failing process under load.
+        if let (Some(pid), Some(program)) = (self.init.pid, config.args.first())
+            && program_missing(pid, program, &config.env)
+        {
+            return Reply::error(
+                ErrorKind::Create {
+                    exec_not_found: true,
+                },
+                format!("exec: \"{program}\": executable file not found in $PATH"),
+            );
+        }
         let process = match exec_process(&self.config, &config, &HostFacts::probe(false)) {
             Ok(p) => p,
             Err(e) => return other(e.to_string()),
