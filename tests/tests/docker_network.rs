@@ -476,9 +476,13 @@ fn network_modes_host_none_and_container() {
         o.status.success().then(|| text(&o))
     });
     assert_eq!(body, "hello-shared");
+    // `--pull never`: the CLI pulls after any 404 from create (as with Docker); the image
+    // is local and nothing may reach a public registry.
     let o = d.docker(&[
         "run",
         "--rm",
+        "--pull",
+        "never",
         "--network",
         "container:nope",
         "busybox",
@@ -707,7 +711,16 @@ fn bad_network_input_is_refused_without_partial_state() {
     for bad in ["two", "three", "four"] {
         assert!(!ls.lines().any(|l| l == bad), "{bad} half-created: {ls}");
     }
-    let o = d.docker(&["run", "--rm", "--network", "nope", "busybox", "true"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--network",
+        "nope",
+        "busybox",
+        "true",
+    ]);
     assert!(
         stderr(&o).contains("network nope not found"),
         "{}",
