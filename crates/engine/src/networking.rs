@@ -41,6 +41,26 @@ pub struct Attachment {
     pub mac: Option<String>,
 }
 
+impl Attachment {
+    /// The attachment to `network` that a Docker `EndpointSettings` object asks for
+    /// (`Aliases`, `IPAMConfig.IPv4Address`, `MacAddress`; absent or empty: none).
+    pub fn from_endpoint(network: &str, ep: Option<&Value>) -> Self {
+        let ep = ep.unwrap_or(&Value::Null);
+        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        Self {
+            network: network.to_string(),
+            aliases: ep["Aliases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_string))
+                .collect(),
+            ip: text(&ep["IPAMConfig"]["IPv4Address"]),
+            mac: text(&ep["MacAddress"]),
+        }
+    }
+}
+
 /// The engine's networking: the `Networks` of the daemon, attachments by container id and
 /// the running DNS servers.
 pub struct Networking {
@@ -491,23 +511,7 @@ impl Engine {
                 key
             };
             let net = self.net.find(key)?;
-            let att = Attachment {
-                network: net.name.clone(),
-                aliases: ep["Aliases"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|a| a.as_str().map(str::to_string))
-                    .collect(),
-                ip: ep["IPAMConfig"]["IPv4Address"]
-                    .as_str()
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-                mac: ep["MacAddress"]
-                    .as_str()
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-            };
+            let att = Attachment::from_endpoint(&net.name, Some(ep));
             check_attachment(&net, &att)?;
             match plan.iter_mut().find(|a| a.network == net.name) {
                 Some(a) => *a = att,

@@ -361,27 +361,6 @@ async fn prune(engine: &Arc<Engine>, q: &Query) -> Result<Response<Body>> {
     Ok(http::json(200, &json!({"NetworksDeleted": deleted})))
 }
 
-fn endpoint_attachment(network: &str, ep: Option<&Value>) -> Attachment {
-    let ep = ep.cloned().unwrap_or(Value::Null);
-    Attachment {
-        network: network.to_string(),
-        aliases: ep["Aliases"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.as_str().map(str::to_string))
-            .collect(),
-        ip: ep["IPAMConfig"]["IPv4Address"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        mac: ep["MacAddress"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-    }
-}
-
 async fn connect(engine: &Arc<Engine>, network: &str, body: ConnectBody) -> Result<()> {
     if matches!(network, "host" | "none") {
         return Err(EngineError::Forbidden(
@@ -399,7 +378,7 @@ async fn connect(engine: &Arc<Engine>, network: &str, body: ConnectBody) -> Resu
             "container sharing network namespace with another container or host cannot be connected to any other network".into(),
         ));
     }
-    let att = endpoint_attachment(&net.name, body.endpoint_config.as_ref());
+    let att = Attachment::from_endpoint(&net.name, body.endpoint_config.as_ref());
     check_attachment(&net, &att)?;
     let mut list = engine.networking().attachments_of(&c.id);
     if list.iter().any(|a| a.network == net.name) {
