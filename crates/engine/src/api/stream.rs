@@ -68,24 +68,23 @@ where
         };
         let mut out = Vec::with_capacity(n + matched);
         for &b in &buf[..n] {
-            if !keys.is_empty() && b == keys[matched] {
-                matched += 1;
-                if matched == keys.len() {
-                    let _ = to.write_all(&out).await;
-                    return true;
-                }
+            if keys.is_empty() {
+                out.push(b);
                 continue;
             }
-            out.extend_from_slice(&keys[..matched]);
-            matched = 0;
-            if !keys.is_empty() && b == keys[0] {
-                matched = 1;
-                if keys.len() == 1 {
-                    let _ = to.write_all(&out).await;
-                    return true;
-                }
-            } else {
+            if matched > 0 && b != keys[matched] {
+                // Not the sequence after all: the held-back bytes are input.
+                out.extend_from_slice(&keys[..matched]);
+                matched = 0;
+            }
+            if b != keys[matched] {
                 out.push(b);
+                continue;
+            }
+            matched += 1;
+            if matched == keys.len() {
+                let _ = to.write_all(&out).await;
+                return true;
             }
         }
         if !out.is_empty() && to.write_all(&out).await.is_err() {
