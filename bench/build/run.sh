@@ -19,6 +19,7 @@ TOP=$(cd "$HERE/../.." && pwd)
 PEERS=${PEERS:-$TOP/../shared/bench/peers}
 [ -f "$PEERS/common.sh" ] || PEERS=/work/shared/bench/peers
 . "$PEERS/common.sh"
+. "$TOP/bench/lib.sh"
 ITERS=${ITERS:-3}
 TARGET_DIR=${CARGO_TARGET_DIR:-$TOP/target}
 BERTH=${BERTH_BIN:-$TARGET_DIR/release/berth}
@@ -40,12 +41,7 @@ cleanup() {
     podman rmi -f "localhost/$TAG" >/dev/null 2>&1 || true
     podman image prune -f --filter "label=$PB_LABEL" >/dev/null 2>&1 || true
     if [ -n "$berth_pid" ]; then kill -TERM "$berth_pid" 2>/dev/null || true; wait "$berth_pid" 2>/dev/null || true; fi
-    # What the daemon leaves on purpose (like docker0): the default bridge, its nftables
-    # table and the accept rules it put in a foreign FORWARD chain.
-    ip link del berth0 2>/dev/null || true
-    nft delete table inet berth 2>/dev/null || true
-    nft -a list chain ip filter FORWARD 2>/dev/null | awk '/comment "berth"/ {print $NF}' |
-        while read -r h; do nft delete rule ip filter FORWARD handle "$h" 2>/dev/null || true; done
+    berth_bench_remove_host_network
     grep " $WORK/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$WORK"
 }

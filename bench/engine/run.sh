@@ -14,13 +14,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 PEERS=${PEERS:-$TOP/../shared/bench/peers}
 . "$PEERS/common.sh"
+. "$TOP/bench/lib.sh"
 RUNS=${RUNS:-20}
 BATCH_ITERS=${BATCH_ITERS:-5}
 BERTH=${BERTH_BIN:-${CARGO_TARGET_DIR:-$TOP/target}/release/berth}
 [ -x "$BERTH" ] || pb_die "no berth binary at $BERTH (cargo build --release -p berth)"
 [ -s "$PB_STATE/bb.tar" ] || pb_die "run $PEERS/setup.sh first"
 
-ip link show berth0 >/dev/null 2>&1 && pb_die "another berth daemon owns berth0 on this host"
+berth_bench_require_free_bridge
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
 BSOCK=$WORK/docker.sock
 BERTH_HOST=unix://$BSOCK
@@ -31,12 +32,7 @@ cleanup() {
     DOCKER_HOST=$BERTH_HOST docker rm -f $(DOCKER_HOST=$BERTH_HOST docker ps -aq 2>/dev/null) >/dev/null 2>&1 || true
     DOCKER_HOST=$PEER_HOST docker rm -f $(DOCKER_HOST=$PEER_HOST docker ps -aq --filter "label=$PB_LABEL" 2>/dev/null) >/dev/null 2>&1 || true
     if [ -n "$berth_pid" ]; then kill -TERM "$berth_pid" 2>/dev/null || true; wait "$berth_pid" 2>/dev/null || true; fi
-    # What the daemon leaves on purpose (like docker0): the default bridge, its nftables
-    # table and the accept rules it put in a foreign FORWARD chain.
-    ip link del berth0 2>/dev/null || true
-    nft delete table inet berth 2>/dev/null || true
-    nft -a list chain ip filter FORWARD 2>/dev/null | awk '/comment "berth"/ {print $NF}' |
-        while read -r h; do nft delete rule ip filter FORWARD handle "$h" 2>/dev/null || true; done
+    berth_bench_remove_host_network
     grep " $WORK/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$WORK"
 }
