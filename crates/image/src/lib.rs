@@ -54,6 +54,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub use archive::media_type;
 pub use config::{ContainerDefaults, History, ImageConfig, RootFs};
 pub use copy::PathStat;
 pub use history::HistoryItem;
