@@ -51,6 +51,18 @@ fn acks(dir: &Path) -> Vec<Ack> {
     out
 }
 
+/// Failed requests per client so far (the load rewrites the count after each failure).
+fn errors_by_client(dir: &Path) -> Vec<usize> {
+    (0..CLIENTS)
+        .map(|c| {
+            std::fs::read_to_string(dir.join(format!("errors-{c}.txt")))
+                .ok()
+                .and_then(|e| e.trim().parse().ok())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
 fn wait_for_acks(dir: &Path, at_least: usize, timeout: Duration) -> usize {
     let deadline = Instant::now() + timeout;
     loop {
@@ -126,9 +138,21 @@ fn crash_and_restart(datastore: &str) {
     // Load running; crash the server in the middle of it.
     let before = wait_for_acks(&dir, 300, Duration::from_secs(60));
     assert!(before >= 300, "only {before} creates in 60 s:\n{}", s.log());
+    let errors_before = errors_by_client(&dir);
     s.kill_hard();
+    // A client writes down an acknowledgement before its next request, so once each one
+    // has failed a request since the kill, every create acknowledged before it is on file.
+    let all_noticed = eventually(Duration::from_secs(30), || {
+        errors_by_client(&dir)
+            .iter()
+            .zip(&errors_before)
+            .all(|(now, before)| now > before)
+    });
+    assert!(
+        all_noticed,
+        "the clients did not notice the server was killed"
+    );
     let acked_at_kill = acks(&dir);
-    std::thread::sleep(Duration::from_millis(500));
     s.restart()
         .expect("the server starts again on the same data");
     let target = acks(&dir).len() + 300;
@@ -140,18 +164,7 @@ fn crash_and_restart(datastore: &str) {
     drop(load);
     let load_log = std::fs::read_to_string(s.dir.path().join("load.log")).unwrap_or_default();
     assert!(!load_log.contains("unexpected"), "{load_log}");
-    let errors: usize = (0..CLIENTS)
-        .map(|c| {
-            std::fs::read_to_string(dir.join(format!("errors-{c}.txt")))
-                .ok()
-                .and_then(|e| e.trim().parse().ok())
-                .unwrap_or(0)
-        })
-        .sum();
-    assert!(
-        errors > 0,
-        "the clients never saw the server down: {load_log}"
-    );
+    let errors: usize = errors_by_client(&dir).iter().sum();
 
     let all = acks(&dir);
     eprintln!(
