@@ -121,15 +121,29 @@ fn serve_once(sandbox: &Path, port: u16) {
     });
 }
 
-/// Connects from the namespace at `from` to `addr` and reads the greeting.
-fn fetch(from: &Path, addr: SocketAddr) -> Result<String, std::io::Error> {
+/// Connects once from the namespace at `from` to `addr` and reads the greeting; for the
+/// checks that expect no connection.
+fn connect_once(from: &Path, addr: SocketAddr) -> Result<String, std::io::Error> {
     in_ns(from, move || {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(700))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut buf = String::new();
         s.read_to_string(&mut buf)?;
         Ok(buf)
     })
+}
+
+/// Connects from the namespace at `from` to `addr` and reads the greeting, retrying a
+/// connect that times out for up to 10 s: on a loaded machine a fresh veth's first ARP
+/// exchange can take longer than one short attempt.
+fn fetch(from: &Path, addr: SocketAddr) -> Result<String, std::io::Error> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match connect_once(from, addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut && Instant::now() < deadline => {}
+            other => return other,
+        }
+    }
 }
 
 fn net(name: &str) -> NetworkSpec {
@@ -241,7 +255,7 @@ fn different_networks_are_isolated() {
     let ea = n.connect("one", "a", ConnectOptions::default()).unwrap();
     n.connect("two", "b", ConnectOptions::default()).unwrap();
     serve_once(&a, 80);
-    assert!(fetch(&b, SocketAddr::from((ea.ip, 80))).is_err());
+    assert!(connect_once(&b, SocketAddr::from((ea.ip, 80))).is_err());
     // Connected to both, b reaches a over "one" as eth1.
     let eb = n
         .connect(
@@ -463,7 +477,7 @@ fn internal_network_has_no_default_route() {
         "{}",
         routes(&b)
     );
-    let err = fetch(&a, "198.51.100.1:80".parse().unwrap()).unwrap_err();
+    let err = connect_once(&a, "198.51.100.1:80".parse().unwrap()).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NetworkUnreachable);
 }
 
@@ -682,7 +696,7 @@ fn accept_rules_open_a_dropping_host_forward_chain_and_are_removed() {
         .connect("bridge", "a", ConnectOptions::default())
         .unwrap();
     serve_once(&out_path, 80);
-    let blocked = fetch(&a, "203.0.113.2:80".parse().unwrap());
+    let blocked = connect_once(&a, "203.0.113.2:80".parse().unwrap());
 
     fx.forward = true;
     fx.reopen();
