@@ -22,11 +22,18 @@ pub const CGROUP_PARENT: &str = "berth";
 const KILL_GRACE: Duration = Duration::from_secs(30);
 
 impl Engine {
-    /// Saves a record, logging (not failing) on error: used after the fact, when the
-    /// in-memory state already changed.
+    /// Saves a record after a state change, logging (not failing) on error: used after
+    /// the fact, when the in-memory state already changed.
     pub(crate) fn persist(&self, c: &Container) {
-        if let Err(e) = self.store.save(c) {
+        if let Err(e) = self.store.save_state(c) {
             tracing::error!(container = %c.id, error = %e, "persisting container state failed");
+        }
+    }
+
+    /// Saves a record after a change of its configuration, durably; logs on error.
+    pub(crate) fn persist_config(&self, c: &Container) {
+        if let Err(e) = self.store.save(c) {
+            tracing::error!(container = %c.id, error = %e, "persisting container config failed");
         }
     }
 
@@ -414,17 +421,29 @@ impl Engine {
             .retain(|_, e| e.container_id != c.id);
         let _ = self.runtime.delete(&c.id).await;
         self.net_forget(&c).await;
-        let cid = c.id.clone();
+        self.container_event(&c, "destroy", &[], Some(c.state.exit_code));
+        tracing::info!(container = %c.id, "removed");
+        // The container is gone for every client; its files (the snapshot, whose unmount
+        // syncs the upper filesystem, and the record's directory) go in the background.
+        // A crash before they are gone leaves the trash directory, which the next start
+        // removes as a leftover.
+        let engine = self.clone();
+        tokio::spawn(async move { engine.remove_files(&c.id).await });
+        Ok(())
+    }
+
+    /// Deletes a removed container's snapshot and directory.
+    pub(crate) async fn remove_files(&self, id: &str) {
+        let cid = id.to_string();
         if let Err(e) = self
             .with_images(move |s| Ok(s.remove_snapshot(&cid)?))
             .await
         {
-            tracing::warn!(container = %c.id, error = %e, "removing snapshot failed");
+            tracing::warn!(container = %id, error = %e, "removing snapshot failed");
         }
-        self.store.finish_remove(&c.id)?;
-        self.container_event(&c, "destroy", &[], Some(c.state.exit_code));
-        tracing::info!(container = %c.id, "removed");
-        Ok(())
+        if let Err(e) = self.store.finish_remove(id) {
+            tracing::warn!(container = %id, error = %e, "removing container directory failed");
+        }
     }
 
     /// `POST /containers/{id}/wait`: subscribes now and returns a future of the exit code, so
@@ -535,7 +554,7 @@ impl Engine {
             let old = std::mem::replace(&mut c.name, new_name);
             (c.clone(), old)
         };
-        self.persist(&c.0);
+        self.persist_config(&c.0);
         self.container_event(&c.0, "rename", &[("oldName", format!("/{}", c.1))], None);
         Ok(())
     }
@@ -583,7 +602,7 @@ impl Engine {
             c.host_config = hc;
             c.clone()
         };
-        self.persist(&c);
+        self.persist_config(&c);
         self.container_event(&c, "update", &[], None);
         Ok(Vec::new())
     }

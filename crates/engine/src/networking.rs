@@ -116,10 +116,22 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, bytes, true)
+}
+
+/// Writes one of a container's hosts, hostname and resolv.conf: atomically, but not
+/// synced, since every start writes them again.
+fn write_container_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, bytes, false)
+}
+
+fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    if sync {
+        f.sync_all()?;
+    }
     std::fs::rename(&tmp, path)
 }
 
@@ -619,14 +631,14 @@ impl Engine {
             for (name, ip) in &hosts.extra_hosts {
                 extra.push_str(&format!("{ip}\t{name}\n"));
             }
-            write_atomic(&dir.join("hosts"), format!("{text}{extra}").as_bytes())
+            write_container_file(&dir.join("hosts"), format!("{text}{extra}").as_bytes())
                 .map_err(|e| EngineError::io("writing hosts", e))?;
-            write_atomic(
+            write_container_file(
                 &dir.join("hostname"),
                 files::hostname(&c.config.hostname).as_bytes(),
             )
             .map_err(|e| EngineError::io("writing hostname", e))?;
-            write_atomic(
+            write_container_file(
                 &dir.join("resolv.conf"),
                 files::resolv_conf(&resolv, &host_resolv).as_bytes(),
             )
@@ -634,7 +646,7 @@ impl Engine {
         } else if files_from.is_none() {
             write_files(&dir, &hosts, &resolv, &host_resolv)?;
         } else {
-            write_atomic(
+            write_container_file(
                 &dir.join("hostname"),
                 files::hostname(&c.config.hostname).as_bytes(),
             )
@@ -811,13 +823,13 @@ fn publish(n: &Networks, network: &str, id: &str, b: &Binding) -> Result<(), Net
 
 fn write_files(dir: &Path, hosts: &HostsSpec, resolv: &ResolvSpec, host: &str) -> Result<()> {
     let io = |what: &str, e| EngineError::io(format!("writing {what}"), e);
-    write_atomic(&dir.join("hosts"), files::hosts(hosts).as_bytes()).map_err(|e| io("hosts", e))?;
-    write_atomic(
+    write_container_file(&dir.join("hosts"), files::hosts(hosts).as_bytes()).map_err(|e| io("hosts", e))?;
+    write_container_file(
         &dir.join("hostname"),
         files::hostname(&hosts.hostname).as_bytes(),
     )
     .map_err(|e| io("hostname", e))?;
-    write_atomic(
+    write_container_file(
         &dir.join("resolv.conf"),
         files::resolv_conf(resolv, host).as_bytes(),
     )

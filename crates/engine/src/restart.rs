@@ -117,16 +117,7 @@ impl Engine {
     async fn discard(&self, id: &str) {
         let _ = self.runtime.kill(id, crate::signal::SIGKILL).await;
         let _ = self.runtime.delete(id).await;
-        let cid = id.to_string();
-        if let Err(e) = self
-            .with_images(move |s| Ok(s.remove_snapshot(&cid)?))
-            .await
-        {
-            tracing::warn!(container = %id, error = %e, "removing leftover snapshot failed");
-        }
-        if let Err(e) = self.store.finish_remove(id) {
-            tracing::warn!(container = %id, error = %e, "removing leftover directory failed");
-        }
+        self.remove_files(id).await;
     }
 
     async fn reconcile(self: &Arc<Self>, entry: Arc<Entry>) {

@@ -52,8 +52,20 @@ impl ContainerStore {
         Ok(dir)
     }
 
-    /// Writes a container's record atomically.
+    /// Writes a container's record atomically and durably: for its creation and for
+    /// changes of its configuration (rename, update).
     pub fn save(&self, container: &Container) -> Result<()> {
+        self.write(container, true)
+    }
+
+    /// Writes a container's record atomically without waiting for the disk: for state
+    /// changes (started, exited, paused...), which the daemon reconciles at its start with
+    /// what actually runs, so a power loss cannot leave a wrong state behind.
+    pub fn save_state(&self, container: &Container) -> Result<()> {
+        self.write(container, false)
+    }
+
+    fn write(&self, container: &Container, sync: bool) -> Result<()> {
         let dir = self.container_dir(&container.id);
         let data = serde_json::to_vec(container)
             .map_err(|e| EngineError::Internal(format!("serialize container record: {e}")))?;
@@ -61,7 +73,9 @@ impl ContainerStore {
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&data)?;
-            f.sync_data()?;
+            if sync {
+                f.sync_data()?;
+            }
             std::fs::rename(&tmp, dir.join(RECORD))
         };
         write().map_err(|e| EngineError::io(format!("write record of {}", container.id), e))

@@ -427,7 +427,7 @@ impl Networks {
         if let Some(n) = next.networks.get_mut(network) {
             n.endpoints.insert(sandbox.to_owned(), ep.clone());
         }
-        if let Err(e) = next.save(&self.state_path) {
+        if let Err(e) = next.save_unsynced(&self.state_path) {
             let veth = ep.host_veth.clone();
             let _ = self.ns.run(move |h| h.netlink.del_link(&veth));
             return Err(e.into());
@@ -481,7 +481,7 @@ impl Networks {
         if background {
             self.reap(ep.host_veth);
         }
-        next.save(&self.state_path)?;
+        next.save_unsynced(&self.state_path)?;
         *state = next;
         debug!(network, sandbox, "disconnected");
         Ok(())

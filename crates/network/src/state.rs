@@ -156,8 +156,19 @@ impl State {
         }
     }
 
-    /// Saves atomically to `path`.
+    /// Saves atomically and durably to `path`: for changes of the networks themselves.
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        self.write(path, true)
+    }
+
+    /// Saves atomically to `path` without waiting for the disk: for endpoints and
+    /// published ports, which describe live sandboxes. A power loss ends those sandboxes
+    /// anyway, and the rename still leaves either the old or the new file.
+    pub fn save_unsynced(&self, path: &Path) -> Result<(), StateError> {
+        self.write(path, false)
+    }
+
+    fn write(&self, path: &Path, sync: bool) -> Result<(), StateError> {
         let io = |source| StateError::Io {
             path: path.to_owned(),
             source,
@@ -169,7 +180,9 @@ impl State {
         })?;
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
+        if sync {
+            f.sync_all().map_err(io)?;
+        }
         std::fs::rename(&tmp, path).map_err(io)
     }
 }

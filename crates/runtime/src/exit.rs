@@ -1,6 +1,6 @@
 //! The exit record: written by the shim once the container's init process is reaped,
-//! atomically (temporary file, fsync, rename, fsync of the directory), so the exit status
-//! survives the shim and the daemon.
+//! atomically (temporary file, rename), so the exit status survives the shim and the
+//! daemon.
 
 use std::fs::File;
 use std::io::Write;
@@ -9,6 +9,10 @@ use std::path::Path;
 use crate::ExitStatus;
 
 /// Writes `data` to `path` atomically: a crash leaves either the old or the new content.
+///
+/// Not synced: the runtime's files (the shim's config, the bundle, the exit record)
+/// describe processes of this boot; a power loss ends those, and the daemon reconciles its
+/// containers with what runs when it starts.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -22,14 +26,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
     }
-    std::fs::rename(&tmp, path)?;
-    if let Ok(d) = File::open(dir) {
-        // The rename is durable once the directory is synced; failure here is not fatal.
-        let _ = d.sync_all();
-    }
-    Ok(())
+    std::fs::rename(&tmp, path)
 }
 
 /// Persists an exit status.

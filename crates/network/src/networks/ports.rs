@@ -65,7 +65,7 @@ impl Networks {
         let mut next = state.clone();
         next.ports.push(published.clone());
         self.apply(&next)?;
-        next.save(&self.state_path)?;
+        next.save_unsynced(&self.state_path)?;
         *state = next;
         debug!(network, sandbox, host_port, "published port");
         Ok(published)
@@ -77,7 +77,7 @@ impl Networks {
         let mut next = state.clone();
         next.ports.retain(|p| p != published);
         self.apply(&next)?;
-        next.save(&self.state_path)?;
+        next.save_unsynced(&self.state_path)?;
         *state = next;
         Ok(())
     }
