@@ -823,7 +823,8 @@ fn publish(n: &Networks, network: &str, id: &str, b: &Binding) -> Result<(), Net
 
 fn write_files(dir: &Path, hosts: &HostsSpec, resolv: &ResolvSpec, host: &str) -> Result<()> {
     let io = |what: &str, e| EngineError::io(format!("writing {what}"), e);
-    write_container_file(&dir.join("hosts"), files::hosts(hosts).as_bytes()).map_err(|e| io("hosts", e))?;
+    write_container_file(&dir.join("hosts"), files::hosts(hosts).as_bytes())
+        .map_err(|e| io("hosts", e))?;
     write_container_file(
         &dir.join("hostname"),
         files::hostname(&hosts.hostname).as_bytes(),
