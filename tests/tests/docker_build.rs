@@ -74,6 +74,17 @@ fn assert_no_leftovers(d: &Daemon) {
     let ps = d.docker_ok(&["ps", "-aq"]);
     assert_eq!(ps, "", "containers left: {ps}");
     let root = d.root();
+    // A removed container's snapshot and mounts go in the background: allow them a moment.
+    let prefix = root.display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        let snapshots = std::fs::read_dir(root.join("image/snapshots")).map_or(0, |r| r.count());
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        if snapshots == 0 && !mounts.contains(&prefix) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let snaps: Vec<_> = std::fs::read_dir(root.join("image/snapshots"))
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
@@ -83,7 +94,6 @@ fn assert_no_leftovers(d: &Daemon) {
         .unwrap_or_default();
     assert!(tmp.is_empty(), "build temporary files left: {tmp:?}");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    let prefix = root.display().to_string();
     assert!(
         !mounts.lines().any(|l| l.contains(&prefix)),
         "mounts left under {prefix}"

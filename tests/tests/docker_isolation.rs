@@ -111,6 +111,113 @@ fn capabilities_privileged_no_new_privileges_and_seccomp() {
     );
 }
 
+/// A static program that tries `clone(CLONE_NEWUSER)` and prints the outcome, compiled with
+/// the host's C compiler; `None` (with the reason printed) when there is none.
+fn clone_probe(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let src = dir.join("clone_newuser.c");
+    std::fs::write(
+        &src,
+        r#"#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) _exit(0);
+    if (pid < 0) { puts(strerror(errno)); return 1; }
+    waitpid(pid, 0, 0);
+    puts("allowed");
+    return 0;
+}
+"#,
+    )
+    .expect("write probe source");
+    let bin = dir.join("clone_newuser");
+    match std::process::Command::new("cc")
+        .arg("-static")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .output()
+    {
+        Ok(out) if out.status.success() => Some(bin),
+        Ok(out) => {
+            eprintln!(
+                "cannot build the clone probe: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("cannot build the clone probe (no cc): {e}");
+            None
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn seccomp_filter_refuses_namespaces_in_run_and_exec() {
+    let d = daemon();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = clone_probe(dir.path()).expect("a static C toolchain (cc, libc6-dev)");
+    let mount = format!("{}:/probe:ro", probe.display());
+    // Docker's profile allows clone only without namespace flags when CAP_SYS_ADMIN is
+    // missing; with it, the kernel decides.
+    let out = d.docker(&["run", "--rm", "-v", &mount, "busybox", "/probe"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Operation not permitted",
+        "{out:?}"
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "run",
+            "--rm",
+            "--cap-add",
+            "SYS_ADMIN",
+            "-v",
+            &mount,
+            "busybox",
+            "/probe"
+        ]),
+        "allowed"
+    );
+    // The filter is loaded once, and loading it leaves no capability behind.
+    d.docker_ok(&[
+        "run", "-d", "--name", "sc", "-v", &mount, "busybox", "sleep", "300",
+    ]);
+    let status = d.docker_ok(&["exec", "sc", "cat", "/proc/self/status"]);
+    for (field, want) in [
+        ("CapPrm:", "00000000a80425fb"),
+        ("CapEff:", "00000000a80425fb"),
+        ("CapBnd:", "00000000a80425fb"),
+        ("Seccomp:", "2"),
+        ("Seccomp_filters:", "1"),
+    ] {
+        let got = status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .map(str::trim);
+        assert_eq!(got, Some(want), "{field} of an exec:\n{status}");
+    }
+    let out = d.docker(&["exec", "sc", "/probe"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Operation not permitted",
+        "{out:?}"
+    );
+    let init = d.docker_ok(&["exec", "sc", "cat", "/proc/1/status"]);
+    assert!(init.contains("CapPrm:\t00000000a80425fb"), "{init}");
+    assert!(init.contains("Seccomp_filters:\t1"), "{init}");
+    d.docker_ok(&["rm", "-f", "sc"]);
+}
+
 #[test]
 #[ignore = "needs root"]
 fn memory_cpu_pids_and_ulimits_are_enforced() {

@@ -5,9 +5,12 @@
 
 pub mod builtin;
 pub mod oci;
+mod seccomp;
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
+
+use oci_spec::runtime::{Process, Spec};
 
 use crate::RuntimeKind;
 
@@ -56,6 +59,13 @@ pub struct ProcessIo {
 
 /// Operations of an OCI runtime on one container.
 pub trait Executor {
+    /// Adapts the container's spec before it is written to the bundle; `cache_dir` is a
+    /// directory the runtime may keep derived data in across containers.
+    fn prepare(&mut self, _spec: &mut Spec, _cache_dir: &Path) -> Result<(), ExecutorError> {
+        Ok(())
+    }
+    /// Adapts an exec's process before it is written for [`Executor::exec`].
+    fn prepare_exec(&mut self, _process: &mut Process) {}
     /// Creates the container from `bundle`; returns the init pid (stopped before `exec`).
     fn create(&mut self, bundle: &Path, io: ProcessIo) -> Result<i32, ExecutorError>;
     /// Lets the init process `exec` the container's command.

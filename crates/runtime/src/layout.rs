@@ -59,6 +59,9 @@ pub const SOCKET: &str = "shim.sock";
 pub const EXIT: &str = "exit.json";
 /// Root directory of the OCI runtime's state inside the state directory.
 pub const RUNTIME_ROOT: &str = "oci";
+/// Directory of the state directory (beside the containers' directories) where the
+/// built-in runtime keeps compiled seccomp filters.
+pub const SECCOMP_CACHE: &str = ".seccomp";
 
 /// Whether `id` is safe as a directory name and an OCI container id.
 pub fn valid_id(id: &str) -> bool {

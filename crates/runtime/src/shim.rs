@@ -94,8 +94,14 @@ fn setup(state_dir: &Path, id: &str) -> Result<(Shim, u32), Reply> {
         .map_err(|e| create_error(format!("parse {}: {e}", layout::CONFIG)))?;
 
     let bundle = dir.join(layout::BUNDLE);
-    let spec = container_spec(&config, &HostFacts::probe(config.privileged))
+    let mut spec = container_spec(&config, &HostFacts::probe(config.privileged))
         .map_err(|e| create_error(e.to_string()))?;
+    let root = dir.join(layout::RUNTIME_ROOT);
+    let kind = config.runtime.clone().unwrap_or(RuntimeKind::Builtin);
+    let mut executor = executor::for_kind(&kind, id, &root);
+    executor
+        .prepare(&mut spec, &state_dir.join(layout::SECCOMP_CACHE))
+        .map_err(|e| create_error(e.message))?;
     ensure_cwd(&config.rootfs, &config.cwd).map_err(|e| {
         create_error(format!(
             "create working directory {}: {e}",
@@ -108,10 +114,7 @@ fn setup(state_dir: &Path, id: &str) -> Result<(Shim, u32), Reply> {
                 .map_err(std::io::Error::other)
         })
         .map_err(|e| create_error(format!("write bundle: {e}")))?;
-    let root = dir.join(layout::RUNTIME_ROOT);
     std::fs::create_dir_all(&root).map_err(|e| create_error(format!("runtime root: {e}")))?;
-    let kind = config.runtime.clone().unwrap_or(RuntimeKind::Builtin);
-    let mut executor = executor::for_kind(&kind, id, &root);
 
     let (mut init, io) = process::Proc::prepare(
         config.tty,

@@ -5,7 +5,7 @@
 
 mod mounts;
 mod resources;
-mod seccomp;
+pub(crate) mod seccomp;
 mod security;
 
 use std::path::Path;

@@ -164,3 +164,31 @@ pub fn trim_resident() {
         libc::malloc_trim(0);
     }
 }
+
+/// Installs the seccomp BPF `program` on the calling thread (`seccomp(2)`,
+/// SECCOMP_SET_MODE_FILTER, with `flags`).
+pub(crate) fn seccomp_set_filter(
+    program: &[libc::sock_filter],
+    flags: libc::c_uint,
+) -> std::io::Result<()> {
+    const SET_MODE_FILTER: libc::c_uint = 1;
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len())
+            .map_err(|_| std::io::Error::other("seccomp program too long"))?,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `program`, which outlives the call; the kernel copies it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -3,14 +3,17 @@
 //! shim's own child and the shim reaps it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use caps::{CapSet, Capability as Cap};
 use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::oci_spec::runtime::{Process, Spec};
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor as Workload, ExecutorError, ExecutorValidationError};
 
+use super::seccomp::{self, Filter};
 use super::{Executor, ExecutorError as Error, ProcessIo};
 
 /// libcontainer, with state under `root`.
@@ -18,6 +21,12 @@ pub struct Builtin {
     id: String,
     root: PathBuf,
     container: Option<Container>,
+    /// The container's seccomp filter, loaded by [`Payload`] (see [`seccomp`]).
+    filter: Option<Arc<Filter>>,
+    /// The init process must raise CAP_SYS_ADMIN to load the filter.
+    init_grant: bool,
+    /// The next exec process must raise CAP_SYS_ADMIN to load the filter.
+    exec_grant: bool,
 }
 
 impl Builtin {
@@ -27,12 +36,19 @@ impl Builtin {
             id: id.to_string(),
             root: root.to_owned(),
             container: None,
+            filter: None,
+            init_grant: false,
+            exec_grant: false,
         }
     }
 
-    fn builder(&self, io: ProcessIo) -> Result<ContainerBuilder, Error> {
+    fn builder(&self, io: ProcessIo, grant: bool) -> Result<ContainerBuilder, Error> {
+        let payload = Payload {
+            filter: self.filter.clone(),
+            grant,
+        };
         let mut b = ContainerBuilder::new(self.id.clone(), SyscallType::default())
-            .with_executor(Payload)
+            .with_executor(payload)
             .with_root_path(&self.root)
             .map_err(|e| err(&e, None))?
             .with_console_socket(io.console_socket.as_ref());
@@ -71,10 +87,36 @@ fn err(e: &dyn std::error::Error, program: Option<&str>) -> Error {
 }
 
 impl Executor for Builtin {
+    fn prepare(&mut self, spec: &mut Spec, cache_dir: &Path) -> Result<(), Error> {
+        let Some(linux) = spec.linux_mut() else {
+            return Ok(());
+        };
+        let Some(profile) = linux.seccomp().clone() else {
+            return Ok(());
+        };
+        // A profile the cache cannot serve (user notification) stays for libcontainer.
+        let Some(filter) =
+            Filter::cached(&profile, cache_dir).map_err(|e| Error::from_message(e, None))?
+        else {
+            return Ok(());
+        };
+        linux.set_seccomp(None);
+        self.init_grant = spec
+            .process_mut()
+            .as_mut()
+            .is_some_and(seccomp::grant_loading);
+        self.filter = Some(Arc::new(filter));
+        Ok(())
+    }
+
+    fn prepare_exec(&mut self, process: &mut Process) {
+        self.exec_grant = self.filter.is_some() && seccomp::grant_loading(process);
+    }
+
     fn create(&mut self, bundle: &Path, io: ProcessIo) -> Result<i32, Error> {
         let program = super::program_of(&bundle.join("config.json"), false);
         let container = self
-            .builder(io)?
+            .builder(io, self.init_grant)?
             .as_init(bundle)
             .with_systemd(false)
             .with_detach(true)
@@ -102,7 +144,7 @@ impl Executor for Builtin {
     fn exec(&mut self, process_json: &Path, io: ProcessIo) -> Result<i32, Error> {
         let program = super::program_of(process_json, true);
         let pid = self
-            .builder(io)?
+            .builder(io, self.exec_grant)?
             .as_tenant()
             .with_process(Some(process_json))
             .with_detach(true)
@@ -118,14 +160,43 @@ impl Executor for Builtin {
     }
 }
 
-/// The container's workload: restores the default SIGPIPE disposition (the shim, a Rust
-/// program, ignores SIGPIPE and an ignored signal stays ignored across `execve`), then
-/// executes the process like libcontainer's default executor.
+/// The container's workload: loads the container's seccomp filter (raising and then
+/// dropping CAP_SYS_ADMIN when the process was granted it for that), restores the default
+/// SIGPIPE disposition (the shim, a Rust program, ignores SIGPIPE and an ignored signal
+/// stays ignored across `execve`), then executes the process like libcontainer's default
+/// executor.
 #[derive(Clone)]
-struct Payload;
+struct Payload {
+    filter: Option<Arc<Filter>>,
+    grant: bool,
+}
+
+impl Payload {
+    fn load_filter(&self) -> Result<(), ExecutorError> {
+        let Some(filter) = &self.filter else {
+            return Ok(());
+        };
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            ExecutorError::Other(format!("seccomp: {what}: {e}"))
+        };
+        if self.grant {
+            caps::raise(None, CapSet::Effective, Cap::CAP_SYS_ADMIN)
+                .map_err(|e| fail("raise CAP_SYS_ADMIN", &e))?;
+        }
+        filter.load().map_err(|e| fail("load filter", &e))?;
+        if self.grant {
+            for set in [CapSet::Effective, CapSet::Permitted] {
+                caps::drop(None, set, Cap::CAP_SYS_ADMIN)
+                    .map_err(|e| fail("drop CAP_SYS_ADMIN", &e))?;
+            }
+        }
+        Ok(())
+    }
+}
 
 impl Workload for Payload {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        self.load_filter()?;
         crate::sys::default_sigpipe();
         DefaultExecutor {}.exec(spec)
     }

@@ -235,10 +235,11 @@ impl Shim {
                 format!("exec: \"{program}\": executable file not found in $PATH"),
             );
         }
-        let process = match exec_process(&self.config, &config, &HostFacts::probe(false)) {
+        let mut process = match exec_process(&self.config, &config, &HostFacts::probe(false)) {
             Ok(p) => p,
             Err(e) => return other(e.to_string()),
         };
+        self.executor.prepare_exec(&mut process);
         let path = self.dir.join(format!("exec-{exec_id}.json"));
         if let Err(e) = write_json_atomic(&path, &process) {
             return other(e.to_string());
