@@ -366,6 +366,7 @@ fn embedded_dns_and_generated_etc_files() {
             "app",
             "busybox",
             "busybox",
+            "busybox",
             "nslookup",
             name,
         ]);
@@ -761,4 +762,86 @@ fn bad_network_input_is_refused_without_partial_state() {
         v["message"].as_str().is_some_and(|m| m.contains("overlay")),
         "{v}"
     );
+}
+
+/// A stand-in upstream DNS server (tests/python/dns_upstream.py) in the daemon's managed
+/// namespace, answering every A query with `answer`; killed on drop.
+struct Upstream(std::process::Child);
+
+impl Upstream {
+    fn start(d: &Daemon, listen: &str, answer: &str) -> Self {
+        let ready = d.scratch().join(format!("dns-{listen}.ready"));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/dns_upstream.py");
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", hostnet(d).display()))
+            .args(["python3", script, listen, answer])
+            .arg(&ready)
+            .spawn()
+            .expect("start the upstream dns server");
+        let up = Upstream(child);
+        eventually("the upstream dns server", || ready.exists().then_some(()));
+        up
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn embedded_dns_forwards_other_names_to_the_containers_dns_servers() {
+    let d = daemon();
+    let lo = in_host(&d, &["ip", "link", "set", "lo", "up"]);
+    assert!(lo.status.success(), "{}", stderr(&lo));
+    let _one = Upstream::start(&d, "127.0.0.1", "203.0.113.7");
+    let _two = Upstream::start(&d, "127.0.0.2", "203.0.113.8");
+    d.docker_ok(&["network", "create", "fwd"]);
+    httpd(&d, "local", &["--network", "fwd"], "x");
+    let lookup = |dns: &str, name: &str| {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "fwd",
+            "--dns",
+            dns,
+            "busybox",
+            "busybox",
+            "nslookup",
+            name,
+        ]);
+        format!("{}\n{}", text(&out), stderr(&out))
+    };
+    // Names the network does not know go to the asking container's own servers.
+    let a = lookup("127.0.0.1", "www.example.test");
+    assert!(a.contains("203.0.113.7"), "{a}");
+    let b = lookup("127.0.0.2", "www.example.test");
+    assert!(b.contains("203.0.113.8"), "{b}");
+    // Container names are still answered by the network itself.
+    let local_ip = inspect(
+        &d,
+        "local",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+    );
+    let c = lookup("127.0.0.1", "local");
+    assert!(c.contains(&local_ip), "{c}");
+    // The container's resolv.conf names the embedded server, not the upstreams.
+    let resolv = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwd",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(!resolv.contains("127.0.0.1"), "{resolv}");
+    d.docker_ok(&["rm", "-f", "local"]);
+    d.docker_ok(&["network", "rm", "fwd"]);
 }

@@ -69,6 +69,9 @@ pub struct Networking {
     attachments_path: PathBuf,
     attachments: Mutex<BTreeMap<String, Vec<Attachment>>>,
     dns: Mutex<HashMap<String, CancellationToken>>,
+    /// The `--dns` servers of running containers that gave some: the embedded DNS relays
+    /// their queries there instead of to the host's servers.
+    container_dns: Arc<Mutex<HashMap<String, Vec<IpAddr>>>>,
 }
 
 impl std::fmt::Debug for Networking {
@@ -170,6 +173,7 @@ impl Networking {
             attachments_path,
             attachments: Mutex::new(attachments),
             dns: Mutex::default(),
+            container_dns: Arc::default(),
         })
     }
 
@@ -248,16 +252,37 @@ impl Networking {
             }
         };
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let upstreams: Vec<SocketAddr> = files::upstreams(&ResolvSpec::default(), &host)
+        let host_upstreams: Vec<SocketAddr> = files::upstreams(&ResolvSpec::default(), &host)
             .into_iter()
             .map(|ip| SocketAddr::new(ip, 53))
             .collect();
-        let nets = self.nets.clone();
-        let name = network.to_string();
-        let server = Arc::new(DnsServer::new(
-            Arc::new(move |q: &str| nets.lookup(&name, q)),
-            upstreams,
-        ));
+        let (nets, name) = (self.nets.clone(), network.to_string());
+        let lookup = Arc::new(move |q: &str| nets.lookup(&name, q));
+        let (nets, name, per_container) = (
+            self.nets.clone(),
+            network.to_string(),
+            self.container_dns.clone(),
+        );
+        let upstreams = Arc::new(move |client: IpAddr| {
+            let asking = nets.state().networks.get(&name).and_then(|n| {
+                n.endpoints
+                    .iter()
+                    .find(|(_, ep)| IpAddr::V4(ep.ip) == client)
+                    .map(|(id, _)| id.clone())
+            });
+            let own = asking.and_then(|id| {
+                per_container
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&id)
+                    .cloned()
+            });
+            match own {
+                Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, 53)).collect(),
+                None => host_upstreams.clone(),
+            }
+        });
+        let server = Arc::new(DnsServer::with_upstreams(lookup, upstreams));
         let cancel = CancellationToken::new();
         dns.insert(network.to_string(), cancel.clone());
         let net = network.to_string();
@@ -266,6 +291,16 @@ impl Networking {
                 tracing::warn!(network = %net, error = %e, "embedded dns stopped");
             }
         });
+    }
+
+    /// Records the `--dns` servers of a container being started (none: the host's).
+    fn set_container_dns(&self, id: &str, servers: Vec<IpAddr>) {
+        let mut map = self.container_dns.lock().unwrap_or_else(|p| p.into_inner());
+        if servers.is_empty() {
+            map.remove(id);
+        } else {
+            map.insert(id.to_string(), servers);
+        }
     }
 
     /// Stops the DNS server of a network.
@@ -559,6 +594,7 @@ impl Engine {
             search: string_list(hc, "DnsSearch"),
             options: string_list(hc, "DnsOptions"),
         };
+        self.net.set_container_dns(&c.id, resolv.dns.clone());
         let mut hosts = HostsSpec {
             hostname: c.config.hostname.clone(),
             domainname: c.config.domainname.clone(),
@@ -714,6 +750,7 @@ impl Engine {
 
     /// At exit, failed start or removal: removes the sandbox, its endpoints and ports.
     pub(crate) async fn net_release(&self, id: &str) {
+        self.net.set_container_dns(id, Vec::new());
         let sid = id.to_string();
         if let Err(e) = self
             .with_nets(move |n| {
@@ -756,7 +793,14 @@ impl Engine {
             match self.lookup(&id) {
                 Ok(entry) => {
                     let _op = entry.op.lock().await;
-                    if !entry.lock().state.status.is_alive() {
+                    let c = entry.snapshot();
+                    if c.state.status.is_alive() {
+                        let servers = string_list(&c.host_config, "Dns")
+                            .iter()
+                            .filter_map(|d| d.parse().ok())
+                            .collect();
+                        self.net.set_container_dns(&id, servers);
+                    } else {
                         self.net_release(&id).await;
                     }
                 }

@@ -3,11 +3,12 @@
 //! their `nameserver`, see [`crate::files::resolv_conf`]) instead of Docker's 127.0.0.11
 //! inside every sandbox; no per-container socket or DNAT is needed. Names the network knows
 //! (container names, aliases, short ids) get an A record; everything else is relayed verbatim
-//! to the upstream servers; with none configured the answer is NXDOMAIN.
+//! to the upstream servers of the asking container (its `--dns`, else the host's); with none
+//! the answer is NXDOMAIN.
 //!
 //! Wire format per RFC 1035 §4.1; only the question is parsed.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,9 @@ pub enum DnsError {
 
 /// Looks a lowercase name without trailing dot up among the network's containers.
 pub type Lookup = Arc<dyn Fn(&str) -> Option<Ipv4Addr> + Send + Sync>;
+
+/// The upstream servers for queries from a client address.
+pub type Upstreams = Arc<dyn Fn(IpAddr) -> Vec<SocketAddr> + Send + Sync>;
 
 /// A parsed question.
 #[derive(Debug, PartialEq, Eq)]
@@ -121,17 +125,29 @@ impl DnsSockets {
 /// One network's DNS server.
 pub struct DnsServer {
     lookup: Lookup,
-    upstreams: Vec<SocketAddr>,
+    upstreams: Upstreams,
 }
 
 impl DnsServer {
     /// A server answering from `lookup` and relaying other names to `upstreams`.
     pub fn new(lookup: Lookup, upstreams: Vec<SocketAddr>) -> Self {
+        Self::with_upstreams(lookup, Arc::new(move |_| upstreams.clone()))
+    }
+
+    /// A server answering from `lookup` and relaying other names to the servers
+    /// `upstreams` gives for the asking client.
+    pub fn with_upstreams(lookup: Lookup, upstreams: Upstreams) -> Self {
         DnsServer { lookup, upstreams }
     }
 
-    /// Answers one query; `None` when it is not worth an answer (not a query).
-    pub async fn answer(&self, query: &[u8], forwarder: &Forwarder) -> Option<Vec<u8>> {
+    /// Answers one query from `client`; `None` when it is not worth an answer (not a
+    /// query).
+    pub async fn answer(
+        &self,
+        query: &[u8],
+        client: IpAddr,
+        forwarder: &Forwarder,
+    ) -> Option<Vec<u8>> {
         if query.len() < 12 || query[2] & 0x80 != 0 {
             return None;
         }
@@ -146,10 +162,11 @@ impl DnsServer {
             // do not treat the name as missing.
             return Some(reply(query, q.end, 0, a));
         }
-        if self.upstreams.is_empty() {
+        let upstreams = (self.upstreams)(client);
+        if upstreams.is_empty() {
             return Some(reply(query, q.end, RCODE_NXDOMAIN, None));
         }
-        for up in &self.upstreams {
+        for up in &upstreams {
             match forwarder.forward(query, *up).await {
                 Ok(resp) => return Some(resp),
                 Err(e) => debug!(upstream = %up, error = %e, "dns upstream failed"),
@@ -176,7 +193,7 @@ impl DnsServer {
             let query = buf[..n].to_vec();
             let (me, sock, fwd) = (self.clone(), socket.clone(), forwarder.clone());
             tokio::spawn(async move {
-                if let Some(resp) = me.answer(&query, &fwd).await {
+                if let Some(resp) = me.answer(&query, peer.ip(), &fwd).await {
                     let _ = sock.send_to(&resp, peer).await;
                 }
             });
@@ -319,6 +336,10 @@ pub fn parse_reply(msg: &[u8]) -> Option<(u8, Option<Ipv4Addr>)> {
 mod tests {
     use super::*;
 
+    fn client() -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(172, 18, 0, 2))
+    }
+
     fn server(upstreams: Vec<SocketAddr>) -> DnsServer {
         DnsServer::new(
             Arc::new(|n: &str| (n == "web").then_some(Ipv4Addr::new(172, 18, 0, 2))),
@@ -336,13 +357,16 @@ mod tests {
     async fn answers_known_names_and_nxdomain_for_others() {
         let s = server(vec![]);
         let f = forwarder(&CancellationToken::new());
-        let r = s.answer(&query(7, "WEB."), &f).await.unwrap();
+        let r = s.answer(&query(7, "WEB."), client(), &f).await.unwrap();
         assert_eq!(&r[0..2], &7u16.to_be_bytes());
         assert_eq!(
             parse_reply(&r),
             Some((0, Some(Ipv4Addr::new(172, 18, 0, 2))))
         );
-        let r = s.answer(&query(8, "nope.example"), &f).await.unwrap();
+        let r = s
+            .answer(&query(8, "nope.example"), client(), &f)
+            .await
+            .unwrap();
         assert_eq!(parse_reply(&r), Some((RCODE_NXDOMAIN, None)));
     }
 
@@ -358,9 +382,15 @@ mod tests {
         let task = tokio::spawn(Arc::new(up).serve(socks, cancel.clone()));
         let s = server(vec![addr]);
         let f = forwarder(&cancel);
-        let r = s.answer(&query(9, "example.test"), &f).await.unwrap();
+        let r = s
+            .answer(&query(9, "example.test"), client(), &f)
+            .await
+            .unwrap();
         assert_eq!(parse_reply(&r), Some((0, Some(Ipv4Addr::new(10, 9, 9, 9)))));
-        let r = s.answer(&query(10, "missing.test"), &f).await.unwrap();
+        let r = s
+            .answer(&query(10, "missing.test"), client(), &f)
+            .await
+            .unwrap();
         assert_eq!(parse_reply(&r), Some((RCODE_NXDOMAIN, None)));
         cancel.cancel();
         task.await.unwrap().unwrap();
