@@ -92,12 +92,15 @@ impl Stage {
     }
 }
 
+/// Writes a layer tar (the same bytes each call).
+type LayerProducer = Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<(), BuildError> + Send>;
+
 /// What a step changes.
 enum Change {
     /// Only the config.
     Config(Box<ContainerDefaults>),
-    /// A layer tar at this path with this diff id, made by COPY/ADD.
-    Layer(PathBuf, String),
+    /// A layer tar, written by the producer, with this diff id (COPY/ADD).
+    Layer(LayerProducer, String),
 }
 
 fn now() -> String {
@@ -200,18 +203,26 @@ impl Builder {
         } else {
             dockerfile
         };
-        let path = ctx.resolve(name.trim_start_matches('/'))?;
-        let text = match fs::read(&path) {
+        let not_found = |e: &BuildError| {
+            matches!(e, BuildError::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
+        };
+        let text = match ctx.read_file(name.trim_start_matches('/')) {
             Ok(t) => t,
-            Err(_) if name == "Dockerfile" && ctx.dir().join("dockerfile").is_file() => {
-                fs::read(ctx.dir().join("dockerfile"))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if not_found(&e) && name == "Dockerfile" => match ctx.read_file("dockerfile") {
+                Ok(t) => t,
+                Err(e) if not_found(&e) => {
+                    return Err(BuildError::Context(format!(
+                        "Cannot locate specified Dockerfile: {name}"
+                    )));
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) if not_found(&e) => {
                 return Err(BuildError::Context(format!(
                     "Cannot locate specified Dockerfile: {name}"
                 )));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let df = dockerfile::parse(&String::from_utf8_lossy(&text))?;
         ctx.apply_dockerignore()?;
@@ -782,9 +793,6 @@ impl BuildRun<'_> {
         change: Change,
     ) -> Result<(), BuildError> {
         if self.cached(st, key).await {
-            if let Change::Layer(p, _) = &change {
-                let _ = fs::remove_file(p);
-            }
             return Ok(());
         }
         let mut config = st.config.clone();
@@ -801,7 +809,7 @@ impl BuildRun<'_> {
                 history.empty_layer = true;
                 None
             }
-            Change::Layer(path, diff_id) => Some((path, diff_id)),
+            Change::Layer(produce, diff_id) => Some((produce, diff_id)),
         };
         let id = self
             .register(&mut config, history, layer, st.image.clone())
@@ -819,39 +827,51 @@ impl BuildRun<'_> {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// Adds the image of a step: `config` plus the layer tar at `layer` (a file the call
-    /// consumes) if any.
+    /// Adds the image of a step: `config` plus, if any, the layer tar `layer` writes, piped
+    /// into the store (which keeps the blob and extracts it in one pass).
     async fn register(
         &self,
         config: &mut ImageConfig,
         history: History,
-        layer: Option<(PathBuf, String)>,
+        layer: Option<(LayerProducer, String)>,
         parent: Option<String>,
     ) -> Result<String, BuildError> {
         let store = self.b.store.clone();
         let mut cfg = config.clone();
         let out = blocking(move || {
-            let result = (|| {
-                if let Some((_, diff_id)) = &layer {
-                    cfg.rootfs.diff_ids.push(diff_id.clone());
-                }
-                cfg.history.push(history);
-                let bytes = serde_json::to_vec(&cfg).map_err(std::io::Error::other)?;
-                let last = cfg.rootfs.diff_ids.len().saturating_sub(1);
-                let layer_path = layer.as_ref().map(|(p, _)| p.clone());
-                let mut open = move |i: usize| -> Result<Box<dyn Read>, ImageError> {
-                    match (&layer_path, i == last) {
-                        (Some(p), true) => Ok(Box::new(fs::File::open(p)?)),
-                        _ => Err(ImageError::NotFound(format!("layer {i} of the build"))),
-                    }
-                };
-                let id = store.add_child_image(&bytes, &mut open, parent.as_deref())?;
-                Ok::<_, BuildError>((id, cfg))
-            })();
-            if let Some((p, _)) = &layer {
-                let _ = fs::remove_file(p);
+            let mut produce = None;
+            if let Some((p, diff_id)) = layer {
+                cfg.rootfs.diff_ids.push(diff_id);
+                produce = Some(p);
             }
-            result
+            cfg.history.push(history);
+            let bytes = serde_json::to_vec(&cfg).map_err(std::io::Error::other)?;
+            let last = cfg.rootfs.diff_ids.len().saturating_sub(1);
+            let mut writer: Option<std::thread::JoinHandle<Result<(), BuildError>>> = None;
+            let mut open = |i: usize| -> Result<Box<dyn Read>, ImageError> {
+                match (i == last).then(|| produce.take()).flatten() {
+                    Some(p) => {
+                        let (r, w) = std::io::pipe()?;
+                        writer = Some(std::thread::spawn(move || {
+                            let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
+                            p(&mut w)?;
+                            std::io::Write::flush(&mut w)?;
+                            Ok(())
+                        }));
+                        Ok(Box::new(r))
+                    }
+                    None => Err(ImageError::NotFound(format!("layer {i} of the build"))),
+                }
+            };
+            let id = store.add_child_image(&bytes, &mut open, parent.as_deref());
+            drop(open);
+            // The writer's own failure (a source gone) explains a short layer best.
+            if let Some(h) = writer {
+                h.join().map_err(|_| {
+                    BuildError::Io(std::io::Error::other("layer writer panicked"))
+                })??;
+            }
+            Ok::<_, BuildError>((id?, cfg))
         })
         .await?;
         *config = out.1;

@@ -1,40 +1,74 @@
-//! The build context: a tar (plain or gzip) extracted into a private directory without ever
-//! writing outside it (`..`, absolute names and writes through symlinks are refused),
-//! `.dockerignore` applied, and paths inside it resolved with symlinks scoped to its root.
+//! The build context: a tar (plain or gzip) read as it streams in. Every file's bytes go to
+//! one spool file and through a content hash on the way, and an index records each path
+//! (kind, mode, where its bytes are, their digest), so cache lookups resolve and hash COPY
+//! sources without writing or re-reading a thing. The files are extracted into a private
+//! directory only when a COPY misses the cache and needs them (once, for the whole build).
+//! Paths never leave the context: `..`, absolute names and entries below a symlink are
+//! refused, symlinks resolve scoped to the context root, `.dockerignore` prunes the index.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::BuildError;
 use crate::ignore::Ignore;
+use crate::tree::{Kind, Meta, Tree, scoped_resolve};
 
-/// Symlinks followed while resolving one path before giving up (as the kernel's ELOOP).
-const MAX_LINKS: usize = 40;
-
-/// An extracted build context; the directory is removed on drop.
-#[derive(Debug)]
-pub struct Context {
-    dir: PathBuf,
-    /// The `.dockerignore` rules (already applied to the directory).
-    pub ignore: Ignore,
+/// One path of the context.
+#[derive(Debug, Clone)]
+enum Node {
+    Dir { mode: u32 },
+    File { mode: u32, offset: u64, size: u64, digest: [u8; 32] },
+    Symlink { target: PathBuf },
 }
 
-impl Drop for Context {
+/// A build context; cheap to clone. Its files are removed when the last clone goes.
+#[derive(Debug, Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Holds `spool` and, once extracted, `tree/`.
+    base: PathBuf,
+    /// Where the files appear when extracted (the root COPY resolves against).
+    dir: PathBuf,
+    /// Path (relative, `/`-separated, `""` the root) to node.
+    nodes: BTreeMap<String, Node>,
+    /// The `.dockerignore` rules (already applied to the index).
+    ignore: Ignore,
+    /// Whether `dir` holds the files yet.
+    extracted: Mutex<bool>,
+}
+
+impl Drop for Inner {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_dir_all(&self.base);
     }
 }
 
+fn invalid(e: impl std::fmt::Display) -> BuildError {
+    BuildError::Context(format!("invalid context tar: {e}"))
+}
+
 impl Context {
-    /// Extracts a context tar into a new directory `dir` (which must not exist).
-    pub fn extract(tar: &mut dyn Read, dir: &Path) -> Result<Self, BuildError> {
-        fs::create_dir_all(dir)?;
-        let ctx = Self {
-            dir: dir.to_path_buf(),
+    /// Reads a context tar into a new directory `base` (which must not exist): the spool
+    /// and the index, nothing extracted yet.
+    pub fn extract(tar: &mut dyn Read, base: &Path) -> Result<Self, BuildError> {
+        fs::create_dir_all(base)?;
+        let mut inner = Inner {
+            base: base.to_path_buf(),
+            dir: base.join("tree"),
+            nodes: BTreeMap::new(),
             ignore: Ignore::default(),
+            extracted: Mutex::new(false),
         };
+        inner.nodes.insert(String::new(), Node::Dir { mode: 0o755 });
         let mut head = [0u8; 2];
         let mut got = 0;
         while got < 2 {
@@ -50,34 +84,379 @@ impl Context {
         } else {
             Box::new(chained)
         };
-        unpack(Box::new(Padded::new(reader)), &ctx.dir)?;
-        Ok(ctx)
+        let spool = fs::File::create(base.join("spool"))?;
+        index(
+            Box::new(Padded::new(reader)),
+            spool,
+            &inner.dir,
+            &mut inner.nodes,
+        )?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
-    /// Directory holding the context.
+    /// Directory the context's files are extracted to ([`Self::extract_files`]).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inner.dir
     }
 
-    /// Reads `.dockerignore` and removes what it excludes, except the files named in `keep`
-    /// (the Dockerfile is read before that).
+    /// The `.dockerignore` rules in force.
+    pub fn ignore(&self) -> &Ignore {
+        &self.inner.ignore
+    }
+
+    /// Reads `.dockerignore` and drops what it excludes from the context (the Dockerfile is
+    /// read before that). Only before the context is shared.
     pub fn apply_dockerignore(&mut self) -> Result<(), BuildError> {
-        let text = match fs::read_to_string(self.dir.join(".dockerignore")) {
+        let text = match self.read_file(".dockerignore") {
             Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e.into()),
+            Err(BuildError::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
         };
-        self.ignore = Ignore::parse(&text);
-        if !self.ignore.is_empty() {
-            prune(&self.dir, "", &self.ignore)?;
+        let ignore = Ignore::parse(&String::from_utf8_lossy(&text));
+        let inner = Arc::get_mut(&mut self.inner)
+            .ok_or_else(|| BuildError::Context("context already in use".into()))?;
+        if !ignore.is_empty() {
+            prune(&mut inner.nodes, "", &ignore);
         }
+        inner.ignore = ignore;
         Ok(())
     }
 
     /// Resolves a relative context path following symlinks inside the context only (an
     /// absolute or `..` target is taken relative to the context root).
     pub fn resolve(&self, rel: &str) -> Result<PathBuf, BuildError> {
-        scoped_resolve(&self.dir, rel, true)
+        scoped_resolve(self, rel, true)
+    }
+
+    /// The bytes of the regular file at `rel` (symlinks followed inside the context);
+    /// `NotFound` if there is none.
+    pub fn read_file(&self, rel: &str) -> Result<Vec<u8>, BuildError> {
+        let path = self.resolve(rel)?;
+        let key = self.view().key(&path).unwrap_or_default();
+        match self.inner.nodes.get(&key) {
+            Some(Node::File { offset, size, .. }) => {
+                let mut f = fs::File::open(self.inner.base.join("spool"))?;
+                f.seek(SeekFrom::Start(*offset))?;
+                let mut out = Vec::with_capacity(*size as usize);
+                f.take(*size).read_to_end(&mut out)?;
+                Ok(out)
+            }
+            _ => Err(io::Error::from(io::ErrorKind::NotFound).into()),
+        }
+    }
+
+    /// Writes the context's files to [`Self::dir`] (the first call; later ones return at
+    /// once). COPY calls it before writing a layer from the context.
+    pub fn extract_files(&self) -> Result<(), BuildError> {
+        let mut done = self
+            .inner
+            .extracted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *done {
+            return Ok(());
+        }
+        let dir = &self.inner.dir;
+        let _ = fs::remove_dir_all(dir);
+        let mut spool = fs::File::open(self.inner.base.join("spool"))?;
+        // Parents sort before their children, so each directory exists before its entries.
+        for (rel, node) in &self.inner.nodes {
+            let target = if rel.is_empty() {
+                dir.clone()
+            } else {
+                dir.join(rel)
+            };
+            match node {
+                Node::Dir { mode } => {
+                    fs::create_dir(&target)?;
+                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))?;
+                }
+                Node::Symlink { target: link } => symlink(link, &target)?,
+                Node::File {
+                    mode, offset, size, ..
+                } => {
+                    let mut f = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&target)?;
+                    spool.seek(SeekFrom::Start(*offset))?;
+                    let n = io::copy(&mut (&mut spool).take(*size), &mut f)?;
+                    if n != *size {
+                        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+                    }
+                    f.set_permissions(fs::Permissions::from_mode(*mode))?;
+                }
+            }
+        }
+        *done = true;
+        tracing::debug!(dir = %dir.display(), entries = self.inner.nodes.len(), "build context extracted");
+        Ok(())
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            root: &self.inner.dir,
+            nodes: &self.inner.nodes,
+        }
+    }
+}
+
+impl Tree for Context {
+    fn root(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn lstat(&self, path: &Path) -> Option<Meta> {
+        self.view().lstat(path)
+    }
+
+    fn names(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        self.view().names(dir)
+    }
+
+    fn digest(&self, path: &Path) -> io::Result<[u8; 32]> {
+        self.view().digest(path)
+    }
+}
+
+/// Names of the direct children of directory `dir` (`""`: the root), sorted.
+fn children(nodes: &BTreeMap<String, Node>, dir: &str) -> Vec<String> {
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    // Keys below `dir/` sort between `dir/` and `dir0` ('0' follows '/').
+    let range: Box<dyn Iterator<Item = &String>> = if dir.is_empty() {
+        Box::new(nodes.keys())
+    } else {
+        Box::new(
+            nodes
+                .range::<str, _>((
+                    std::ops::Bound::Included(prefix.as_str()),
+                    std::ops::Bound::Excluded(format!("{dir}0").as_str()),
+                ))
+                .map(|(k, _)| k),
+        )
+    };
+    range
+        .filter_map(|k| k.strip_prefix(&prefix))
+        .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes `rel` and everything below it from the index.
+fn remove_tree(nodes: &mut BTreeMap<String, Node>, rel: &str) {
+    nodes.remove(rel);
+    let below: Vec<String> = nodes
+        .range::<str, _>((
+            std::ops::Bound::Included(format!("{rel}/").as_str()),
+            std::ops::Bound::Excluded(format!("{rel}0").as_str()),
+        ))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in below {
+        nodes.remove(&k);
+    }
+}
+
+/// The index seen as a [`Tree`] rooted at `root`.
+struct View<'a> {
+    root: &'a Path,
+    nodes: &'a BTreeMap<String, Node>,
+}
+
+impl View<'_> {
+    fn key(&self, path: &Path) -> Option<String> {
+        let rel = path.strip_prefix(self.root).ok()?;
+        Some(rel.to_string_lossy().into_owned())
+    }
+}
+
+impl Tree for View<'_> {
+    fn root(&self) -> &Path {
+        self.root
+    }
+
+    fn lstat(&self, path: &Path) -> Option<Meta> {
+        let node = self.nodes.get(&self.key(path)?)?;
+        Some(match node {
+            Node::Dir { mode } => Meta {
+                kind: Kind::Dir,
+                mode: *mode,
+            },
+            Node::File { mode, size, .. } => Meta {
+                kind: Kind::File(*size),
+                mode: *mode,
+            },
+            Node::Symlink { target } => Meta {
+                kind: Kind::Symlink(target.clone()),
+                mode: 0o777,
+            },
+        })
+    }
+
+    fn names(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        let key = self
+            .key(dir)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        match self.nodes.get(&key) {
+            Some(Node::Dir { .. }) => Ok(children(self.nodes, &key)
+                .into_iter()
+                .map(OsString::from)
+                .collect()),
+            Some(_) => Err(io::Error::from(io::ErrorKind::NotADirectory)),
+            None => Err(io::Error::from(io::ErrorKind::NotFound)),
+        }
+    }
+
+    fn digest(&self, path: &Path) -> io::Result<[u8; 32]> {
+        match self.key(path).and_then(|k| self.nodes.get(&k)) {
+            Some(Node::File { digest, .. }) => Ok(*digest),
+            _ => Err(io::Error::from(io::ErrorKind::NotFound)),
+        }
+    }
+}
+
+/// Reads the tar: file bytes appended to `spool` and hashed on the way, every entry recorded
+/// in `nodes` (rooted at `root` for resolving hard links).
+fn index(
+    reader: Box<dyn Read + '_>,
+    spool: fs::File,
+    root: &Path,
+    nodes: &mut BTreeMap<String, Node>,
+) -> Result<(), BuildError> {
+    let mut spool = io::BufWriter::with_capacity(1 << 20, spool);
+    let mut offset = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(invalid)? {
+        let mut entry = entry.map_err(invalid)?;
+        let raw = entry.path().map_err(invalid)?.into_owned();
+        let rel = safe_relative(&raw).ok_or_else(|| {
+            BuildError::Context(format!(
+                "invalid context tar: entry {} points outside the build context",
+                raw.display()
+            ))
+        })?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let key = rel.to_string_lossy().into_owned();
+        ensure_parents(nodes, &key)?;
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
+        let kind = entry.header().entry_type();
+        let node = match kind {
+            t if t.is_dir() => Node::Dir { mode: mode | 0o700 },
+            t if t.is_symlink() => Node::Symlink {
+                target: entry
+                    .link_name()
+                    .map_err(invalid)?
+                    .ok_or_else(|| BuildError::Context("symlink without target".into()))?
+                    .into_owned(),
+            },
+            t if t.is_hard_link() => {
+                let link = entry
+                    .link_name()
+                    .map_err(invalid)?
+                    .ok_or_else(|| BuildError::Context("hard link without target".into()))?;
+                let src_rel = safe_relative(&link).ok_or_else(|| {
+                    BuildError::Context(format!(
+                        "invalid context tar: link {} points outside the build context",
+                        link.display()
+                    ))
+                })?;
+                let view = View { root, nodes };
+                let src = scoped_resolve(&view, &src_rel.to_string_lossy(), false)?;
+                match view.key(&src).and_then(|k| nodes.get(&k)) {
+                    // The link becomes a file of its own with the same bytes.
+                    Some(n @ Node::File { .. }) => n.clone(),
+                    _ => continue,
+                }
+            }
+            t if t.is_file() || t == tar::EntryType::Continuous => {
+                let mut h = blake3::Hasher::new();
+                let start = offset;
+                loop {
+                    let n = entry.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    spool.write_all(&buf[..n])?;
+                    offset += n as u64;
+                }
+                Node::File {
+                    mode,
+                    offset: start,
+                    size: offset - start,
+                    digest: *h.finalize().as_bytes(),
+                }
+            }
+            // Devices, fifos and extended headers carry nothing a build can copy.
+            _ => continue,
+        };
+        // An entry replaces whatever an earlier one left there (a directory keeps what is
+        // below it only if it stays a directory).
+        if matches!(nodes.get(&key), Some(Node::Dir { .. })) && !matches!(node, Node::Dir { .. })
+        {
+            remove_tree(nodes, &key);
+        }
+        nodes.insert(key, node);
+    }
+    spool.flush()?;
+    Ok(())
+}
+
+/// Records the parents of `key` as directories; a parent that is something else (a symlink
+/// above all: writing through it could leave the root) is an error.
+fn ensure_parents(nodes: &mut BTreeMap<String, Node>, key: &str) -> Result<(), BuildError> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let mut cur = String::new();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if !cur.is_empty() {
+            cur.push('/');
+        }
+        cur.push_str(part);
+        match nodes.get(&cur) {
+            Some(Node::Dir { .. }) => {}
+            Some(_) => {
+                return Err(BuildError::Context(format!(
+                    "invalid context tar: {key} is not a directory"
+                )));
+            }
+            None => {
+                nodes.insert(cur.clone(), Node::Dir { mode: 0o755 });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Drops what `.dockerignore` excludes below `rel` from the index.
+fn prune(nodes: &mut BTreeMap<String, Node>, rel: &str, ignore: &Ignore) {
+    for name in children(nodes, rel) {
+        let path_rel = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let excluded = ignore.excluded(&path_rel);
+        if matches!(nodes.get(&path_rel), Some(Node::Dir { .. })) {
+            if excluded && !ignore.has_exceptions() {
+                remove_tree(nodes, &path_rel);
+                continue;
+            }
+            prune(nodes, &path_rel, ignore);
+            if excluded && children(nodes, &path_rel).is_empty() {
+                nodes.remove(&path_rel);
+            }
+        } else if excluded {
+            nodes.remove(&path_rel);
+        }
     }
 }
 
@@ -121,84 +500,6 @@ impl<R: Read> Read for Padded<R> {
     }
 }
 
-fn unpack(reader: Box<dyn Read + '_>, dir: &Path) -> Result<(), BuildError> {
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive
-        .entries()
-        .map_err(|e| BuildError::Context(format!("invalid context tar: {e}")))?;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| BuildError::Context(format!("invalid context tar: {e}")))?;
-        let raw = entry
-            .path()
-            .map_err(|e| BuildError::Context(format!("invalid context tar: {e}")))?
-            .into_owned();
-        let rel = safe_relative(&raw).ok_or_else(|| {
-            BuildError::Context(format!(
-                "invalid context tar: entry {} points outside the build context",
-                raw.display()
-            ))
-        })?;
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        let target = dir.join(&rel);
-        ensure_real_dirs(dir, &rel)?;
-        let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
-        let kind = entry.header().entry_type();
-        // An entry replaces whatever an earlier one left there, but never follows it.
-        if let Ok(meta) = fs::symlink_metadata(&target)
-            && !(meta.is_dir() && kind.is_dir())
-        {
-            if meta.is_dir() {
-                fs::remove_dir_all(&target)?;
-            } else {
-                fs::remove_file(&target)?;
-            }
-        }
-        match kind {
-            t if t.is_dir() => {
-                fs::create_dir_all(&target)?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode | 0o700))?;
-            }
-            t if t.is_symlink() => {
-                let link = entry
-                    .link_name()
-                    .map_err(|e| BuildError::Context(format!("invalid context tar: {e}")))?
-                    .ok_or_else(|| BuildError::Context("symlink without target".into()))?;
-                symlink(link.as_ref(), &target)?;
-            }
-            t if t.is_hard_link() => {
-                let link = entry
-                    .link_name()
-                    .map_err(|e| BuildError::Context(format!("invalid context tar: {e}")))?
-                    .ok_or_else(|| BuildError::Context("hard link without target".into()))?;
-                let src_rel = safe_relative(&link).ok_or_else(|| {
-                    BuildError::Context(format!(
-                        "invalid context tar: link {} points outside the build context",
-                        link.display()
-                    ))
-                })?;
-                let src = scoped_resolve(dir, &src_rel.to_string_lossy(), false)?;
-                if fs::symlink_metadata(&src).is_ok_and(|m| m.is_file()) {
-                    fs::copy(&src, &target)?;
-                }
-            }
-            t if t.is_file() || t == tar::EntryType::Continuous => {
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)?;
-                io::copy(&mut entry, &mut f)?;
-                f.set_permissions(fs::Permissions::from_mode(mode))?;
-            }
-            // Devices, fifos and extended headers carry nothing a build can copy.
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// A tar entry name as a relative path without `..`; `None` if it would escape.
 pub fn safe_relative(p: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
@@ -210,103 +511,6 @@ pub fn safe_relative(p: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
-}
-
-/// Creates the parents of `rel` under `root` as real directories; a symlink among them is an
-/// error (writing through it could leave the root).
-fn ensure_real_dirs(root: &Path, rel: &Path) -> Result<(), BuildError> {
-    let mut cur = root.to_path_buf();
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    for c in parent.components() {
-        cur.push(c);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(BuildError::Context(format!(
-                    "invalid context tar: {} is not a directory",
-                    rel.display()
-                )));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&cur)?,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Resolves `rel` under `root`, following symlinks as if `root` were `/`.
-pub fn scoped_resolve(root: &Path, rel: &str, follow_last: bool) -> Result<PathBuf, BuildError> {
-    let mut todo: Vec<String> = rel
-        .split('/')
-        .rev()
-        .filter(|s| !s.is_empty() && *s != ".")
-        .map(str::to_string)
-        .collect();
-    let mut done: Vec<String> = Vec::new();
-    let mut links = 0;
-    while let Some(seg) = todo.pop() {
-        if seg == ".." {
-            done.pop();
-            continue;
-        }
-        let mut cand = root.to_path_buf();
-        cand.extend(&done);
-        cand.push(&seg);
-        let last = todo.is_empty();
-        match fs::symlink_metadata(&cand) {
-            Ok(m) if m.file_type().is_symlink() && (follow_last || !last) => {
-                links += 1;
-                if links > MAX_LINKS {
-                    return Err(BuildError::Context(format!(
-                        "too many symlinks resolving {rel}"
-                    )));
-                }
-                let target = fs::read_link(&cand)?;
-                let t = target.to_string_lossy();
-                if t.starts_with('/') {
-                    done.clear();
-                }
-                todo.extend(
-                    t.split('/')
-                        .rev()
-                        .filter(|s| !s.is_empty() && *s != ".")
-                        .map(str::to_string),
-                );
-            }
-            _ => done.push(seg),
-        }
-    }
-    let mut out = root.to_path_buf();
-    out.extend(&done);
-    Ok(out)
-}
-
-/// Removes what `.dockerignore` excludes below `dir` (`rel` is its context path).
-fn prune(dir: &Path, rel: &str, ignore: &Ignore) -> Result<(), BuildError> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path_rel = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let ft = entry.file_type()?;
-        let excluded = ignore.excluded(&path_rel);
-        if ft.is_dir() {
-            if excluded && !ignore.has_exceptions() {
-                fs::remove_dir_all(entry.path())?;
-                continue;
-            }
-            prune(&entry.path(), &path_rel, ignore)?;
-            if excluded && fs::read_dir(entry.path())?.next().is_none() {
-                fs::remove_dir(entry.path())?;
-            }
-        } else if excluded {
-            fs::remove_file(entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -379,9 +583,76 @@ mod tests {
         ]);
         let mut ctx = Context::extract(&mut &t[..], &tmp.path().join("c")).expect("ctx");
         ctx.apply_dockerignore().expect("ignore");
+        ctx.extract_files().expect("extract");
         assert!(!ctx.dir().join("a.log").exists());
         assert!(ctx.dir().join("keep.log").exists());
         assert!(!ctx.dir().join("build").exists());
         assert!(ctx.dir().join("src/main").exists());
+    }
+
+    fn tar_of_files(files: &[(&str, &[u8], u64)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data, mtime) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_mtime(*mtime);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, *data).expect("append");
+        }
+        b.into_inner().expect("tar")
+    }
+
+    fn key_of(ctx: &Context, rel: &str) -> String {
+        let src = ctx.resolve(rel).expect("resolve");
+        crate::copy::content_key(ctx, &[src]).expect("key")
+    }
+
+    #[test]
+    fn index_keys_by_content_and_extracts_only_on_demand() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let a = tar_of_files(&[("d/x", b"one", 1), ("d/y", b"two", 1), ("Dockerfile", b"FROM a", 1)]);
+        let b = tar_of_files(&[("d/x", b"one", 9), ("d/y", b"two", 9), ("Dockerfile", b"FROM a", 9)]);
+        let c = tar_of_files(&[("d/x", b"one", 1), ("d/y", b"TWO", 1), ("Dockerfile", b"FROM a", 1)]);
+        let ca = Context::extract(&mut &a[..], &tmp.path().join("a")).expect("a");
+        let cb = Context::extract(&mut &b[..], &tmp.path().join("b")).expect("b");
+        let cc = Context::extract(&mut &c[..], &tmp.path().join("c")).expect("c");
+        // Timestamps do not count, bytes do.
+        assert_eq!(key_of(&ca, "d"), key_of(&cb, "d"));
+        assert_ne!(key_of(&ca, "d"), key_of(&cc, "d"));
+        assert_eq!(key_of(&ca, "d/x"), key_of(&cc, "d/x"));
+        assert_eq!(ca.read_file("Dockerfile").expect("read"), b"FROM a");
+        // Nothing is on disk until asked for.
+        assert!(!ca.dir().exists());
+        ca.extract_files().expect("extract");
+        assert_eq!(fs::read(ca.dir().join("d/y")).expect("y"), b"two");
+        let base = tmp.path().join("a");
+        drop(ca);
+        assert!(!base.exists());
+    }
+
+    #[test]
+    fn later_entries_replace_earlier_and_hard_links_copy() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o600);
+        h.set_size(3);
+        b.append_data(&mut h, "f", &b"old"[..]).expect("f");
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o640);
+        h.set_size(3);
+        b.append_data(&mut h, "f", &b"new"[..]).expect("f again");
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        b.append_link(&mut h, "g", "f").expect("link");
+        let t = b.into_inner().expect("tar");
+        let ctx = Context::extract(&mut &t[..], &tmp.path().join("c")).expect("ctx");
+        assert_eq!(ctx.read_file("f").expect("f"), b"new");
+        assert_eq!(ctx.read_file("g").expect("g"), b"new");
+        ctx.extract_files().expect("extract");
+        let mode = fs::metadata(ctx.dir().join("f")).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o7777, 0o640);
+        assert_eq!(fs::read(ctx.dir().join("g")).expect("g"), b"new");
     }
 }

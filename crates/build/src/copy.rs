@@ -8,19 +8,21 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
 use crate::BuildError;
-use crate::context::{safe_relative, scoped_resolve};
+use crate::context::safe_relative;
 use crate::ignore::{glob, has_glob};
+use crate::tree::{Kind, Tree, scoped_resolve};
 use crate::view::ImageView;
 
 /// Where COPY sources come from: the context or another stage's root filesystem.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SourceRoot {
-    /// The directory playing `/`.
-    pub dir: PathBuf,
+    /// The files, rooted at the directory playing `/`.
+    pub tree: Arc<dyn Tree>,
     /// True for the build context (error texts differ).
     pub is_context: bool,
 }
@@ -49,13 +51,13 @@ pub fn resolve_sources(root: &SourceRoot, spec: &CopySpec) -> Result<Vec<PathBuf
         let rel = src.trim_start_matches('/');
         if has_glob(rel) {
             let mut found = Vec::new();
-            glob_walk(&root.dir, &root.dir, rel, &mut found)?;
+            glob_walk(&*root.tree, root.tree.root(), rel, &mut found)?;
             found.sort();
             out.extend(found);
             continue;
         }
-        let path = scoped_resolve(&root.dir, rel, true)?;
-        if fs::symlink_metadata(&path).is_err() {
+        let path = scoped_resolve(&*root.tree, rel, true)?;
+        if root.tree.lstat(&path).is_none() {
             let msg = if root.is_context {
                 format!(
                     "{} failed: file not found in build context or excluded by .dockerignore: stat {rel}: file does not exist",
@@ -82,40 +84,43 @@ pub fn resolve_sources(root: &SourceRoot, spec: &CopySpec) -> Result<Vec<PathBuf
 }
 
 fn glob_walk(
-    root: &Path,
+    tree: &dyn Tree,
     dir: &Path,
     pattern: &str,
     out: &mut Vec<PathBuf>,
 ) -> Result<(), BuildError> {
+    let root = tree.root();
     let (first, rest) = match pattern.split_once('/') {
         Some((f, r)) => (f, Some(r)),
         None => (pattern, None),
     };
-    let mut names: Vec<String> = match fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+    let names: Vec<String> = match tree.names(dir) {
+        Ok(n) => n
+            .into_iter()
+            .map(|n| n.to_string_lossy().into_owned())
             .collect(),
         Err(_) => return Ok(()),
     };
-    names.sort();
     for name in names {
         if !glob(first, &name) {
             continue;
         }
         let rel = dir.strip_prefix(root).unwrap_or(Path::new("")).join(&name);
-        let path = scoped_resolve(root, &rel.to_string_lossy(), rest.is_some())?;
+        let path = scoped_resolve(tree, &rel.to_string_lossy(), rest.is_some())?;
         match rest {
             None => out.push(path),
-            Some(r) if path.is_dir() => glob_walk(root, &path, r, out)?,
+            Some(r) if tree.lstat(&path).is_some_and(|m| m.kind == Kind::Dir) => {
+                glob_walk(tree, &path, r, out)?
+            }
             Some(_) => {}
         }
     }
     Ok(())
 }
 
-/// Content key of the sources: names, types, modes, link targets and file bytes.
-pub fn content_key(sources: &[PathBuf]) -> Result<String, BuildError> {
+/// Content key of the sources: names, types, modes, link targets and the digests of file
+/// bytes (the context recorded those as it streamed in, so nothing is read again).
+pub fn content_key(tree: &dyn Tree, sources: &[PathBuf]) -> Result<String, BuildError> {
     let mut h = Sha256::new();
     for src in sources {
         let name = src
@@ -124,24 +129,35 @@ pub fn content_key(sources: &[PathBuf]) -> Result<String, BuildError> {
             .unwrap_or_default();
         h.update(b"\0src\0");
         h.update(name.as_bytes());
-        hash_tree(src, Path::new(""), &mut h)?;
+        hash_tree(tree, src, Path::new(""), &mut h)?;
     }
     Ok(hex::encode(h.finalize()))
 }
 
-fn hash_tree(path: &Path, rel: &Path, h: &mut Sha256) -> Result<(), BuildError> {
-    let meta = fs::symlink_metadata(path)?;
+fn hash_tree(tree: &dyn Tree, path: &Path, rel: &Path, h: &mut Sha256) -> Result<(), BuildError> {
+    let meta = tree
+        .lstat(path)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))?;
     h.update(rel.to_string_lossy().as_bytes());
-    h.update(format!("\0{:o}\0", meta.mode()).as_bytes());
-    if meta.file_type().is_symlink() {
-        h.update(fs::read_link(path)?.to_string_lossy().as_bytes());
-    } else if meta.is_file() {
-        let mut f = fs::File::open(path)?;
-        io::copy(&mut f, h)?;
-    } else if meta.is_dir() {
-        for name in sorted_names(path)? {
-            hash_tree(&path.join(&name), &rel.join(&name), h)?;
+    let kind = match &meta.kind {
+        Kind::Dir => 'd',
+        Kind::File(_) => 'f',
+        Kind::Symlink(_) => 'l',
+        Kind::Other => 'o',
+    };
+    h.update(format!("\0{kind}{:o}\0", meta.mode).as_bytes());
+    match &meta.kind {
+        Kind::Symlink(target) => h.update(target.to_string_lossy().as_bytes()),
+        Kind::File(size) => {
+            h.update(size.to_le_bytes());
+            h.update(tree.digest(path)?);
         }
+        Kind::Dir => {
+            for name in tree.names(path)? {
+                hash_tree(tree, &path.join(&name), &rel.join(&name), h)?;
+            }
+        }
+        Kind::Other => {}
     }
     h.update(b"\0");
     Ok(())
@@ -441,6 +457,7 @@ fn chmod(path: &Path, mode: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::FsTree;
 
     #[test]
     fn content_key_ignores_mtime_and_sees_content() {
@@ -448,13 +465,13 @@ mod tests {
         let f = tmp.path().join("f");
         fs::write(&f, "a").expect("write");
         chmod(&f, 0o644);
-        let k1 = content_key(std::slice::from_ref(&f)).expect("key");
+        let k1 = content_key(&FsTree::new(tmp.path()), std::slice::from_ref(&f)).expect("key");
         let t = fs::File::options().write(true).open(&f).expect("open");
         t.set_modified(std::time::SystemTime::UNIX_EPOCH)
             .expect("mtime");
-        assert_eq!(k1, content_key(std::slice::from_ref(&f)).expect("key"));
+        assert_eq!(k1, content_key(&FsTree::new(tmp.path()), std::slice::from_ref(&f)).expect("key"));
         fs::write(&f, "b").expect("write");
-        assert_ne!(k1, content_key(std::slice::from_ref(&f)).expect("key"));
+        assert_ne!(k1, content_key(&FsTree::new(tmp.path()), std::slice::from_ref(&f)).expect("key"));
     }
 
     #[test]
@@ -465,7 +482,7 @@ mod tests {
         fs::write(ctx.join("d/sub/x"), "x").expect("w");
         fs::write(ctx.join("a.txt"), "a").expect("w");
         let root = SourceRoot {
-            dir: ctx.clone(),
+            tree: Arc::new(FsTree::new(&ctx)),
             is_context: true,
         };
         let spec = CopySpec {

@@ -16,6 +16,7 @@ mod fetch;
 mod ignore;
 pub mod lex;
 mod run;
+pub mod tree;
 mod view;
 
 use std::collections::BTreeMap;

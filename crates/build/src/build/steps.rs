@@ -4,17 +4,19 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use berth_image::History;
 use berth_image::ImageError;
 use berth_image::digest::{HashingWriter, short_id};
 
-use super::{BuildRun, Change, Stage, clean_abs, now};
+use super::{BuildRun, Change, LayerProducer, Stage, clean_abs, now};
 use crate::BuildError;
 use crate::copy::{self, CopySpec, SourceRoot};
 use crate::dockerfile::{Form, Instruction};
 use crate::lex;
 use crate::run::{self, RunSpec, blocking};
+use crate::tree::{FsTree, Kind};
 use crate::view::ImageView;
 
 impl BuildRun<'_> {
@@ -247,7 +249,7 @@ impl BuildRun<'_> {
         let mut mounted: Option<String> = None;
         let root = match &from {
             None => SourceRoot {
-                dir: self.ctx.dir().to_path_buf(),
+                tree: Arc::new(self.ctx.clone()),
                 is_context: true,
             },
             Some(f) => {
@@ -257,7 +259,7 @@ impl BuildRun<'_> {
                 let snap = blocking(move || Ok(s.prepare_snapshot(&sid, &image)?)).await?;
                 mounted = Some(snap_id);
                 SourceRoot {
-                    dir: snap.merged,
+                    tree: Arc::new(FsTree::new(&snap.merged)),
                     is_context: false,
                 }
             }
@@ -284,8 +286,13 @@ impl BuildRun<'_> {
             let (spec, root) = (spec.clone(), root.clone());
             blocking(move || {
                 let sources = copy::resolve_sources(&root, &spec)?;
-                let hash = copy::content_key(&sources)?;
-                let kind = if sources.len() == 1 && sources[0].is_file() {
+                let hash = copy::content_key(&*root.tree, &sources)?;
+                let kind = if sources.len() == 1
+                    && root
+                        .tree
+                        .lstat(&sources[0])
+                        .is_some_and(|m| matches!(m.kind, Kind::File(_)))
+                {
                     "file"
                 } else {
                     "multi"
@@ -306,28 +313,27 @@ impl BuildRun<'_> {
         if self.cached(st, &key).await {
             return Ok(());
         }
-        let layer_path = self.b.tmp("layer");
-        let written = {
-            let layer_path = layer_path.clone();
+        // A miss: the context's files are needed now (extracted once per build). The layer
+        // tar is made twice from the same files: here only to learn its diff id (the image
+        // config names it), then streamed straight into the store, which keeps the blob and
+        // extracts it, so the 50 MB are written once rather than to a temporary file first.
+        let ctx = root.is_context.then(|| self.ctx.clone());
+        let diff_id = {
+            let (sources, spec, view) = (sources.clone(), spec.clone(), view.clone());
             blocking(move || {
-                let f = fs::File::create(&layer_path)?;
-                let mut hw = HashingWriter::new(std::io::BufWriter::new(f));
+                if let Some(ctx) = ctx {
+                    ctx.extract_files()?;
+                }
+                let mut hw = HashingWriter::new(std::io::sink());
                 copy::write_layer(&mut hw, &sources, &spec, &view)?;
-                let (diff_id, _, buf) = hw.finish();
-                let f = buf.into_inner().map_err(|e| e.into_error())?;
-                f.sync_all()?;
-                Ok(diff_id)
+                Ok(hw.finish().0)
             })
-            .await
+            .await?
         };
-        let diff_id = match written {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = fs::remove_file(&layer_path);
-                return Err(e);
-            }
-        };
-        self.step_result(st, &key, created_by, Change::Layer(layer_path, diff_id))
+        let produce: LayerProducer = Box::new(move |out: &mut dyn std::io::Write| {
+            copy::write_layer(out, &sources, &spec, &view)
+        });
+        self.step_result(st, &key, created_by, Change::Layer(produce, diff_id))
             .await
     }
 

@@ -127,7 +127,6 @@ pub async fn build(
         });
         let result = builder.build(&ctx, &df, &opts, ptx).await;
         let _ = forward.await;
-        drop(ctx);
         match result {
             Ok(id) => {
                 tracing::info!(image = %id, "build finished");
@@ -147,6 +146,9 @@ pub async fn build(
                     .await;
             }
         }
+        // The answer ends here; the context's files are removed after, off the client's clock.
+        drop(tx);
+        let _ = tokio::task::spawn_blocking(move || drop(ctx)).await;
     });
     Ok(http::stream(200, "application/json", rx))
 }
