@@ -197,15 +197,18 @@ impl Builder {
         tar: &mut dyn Read,
         dockerfile: &str,
     ) -> Result<(Context, Dockerfile), BuildError> {
+        let started = std::time::Instant::now();
         let mut ctx = Context::extract(tar, &self.tmp("context"))?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "build context received and indexed"
+        );
         let name = if dockerfile.is_empty() {
             "Dockerfile"
         } else {
             dockerfile
         };
-        let not_found = |e: &BuildError| {
-            matches!(e, BuildError::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
-        };
+        let not_found = |e: &BuildError| matches!(e, BuildError::Io(e) if e.kind() == std::io::ErrorKind::NotFound);
         let text = match ctx.read_file(name.trim_start_matches('/')) {
             Ok(t) => t,
             Err(e) if not_found(&e) && name == "Dockerfile" => match ctx.read_file("dockerfile") {
@@ -250,8 +253,11 @@ impl Builder {
             stages: Vec::new(),
             used_args: BTreeSet::new(),
             global: Vec::new(),
+            step_started: None,
         };
-        let id = run.all(df).await?;
+        let id = run.all(df).await;
+        run.step_done();
+        let id = id?;
         for t in &opts.tags {
             let (s, id2, t2) = (self.store.clone(), id.clone(), t.clone());
             blocking(move || Ok(s.tag(&id2, &t2)?)).await?;
@@ -288,6 +294,8 @@ struct BuildRun<'a> {
     used_args: BTreeSet<String>,
     /// ARGs before the first FROM.
     global: Vec<(String, Option<String>)>,
+    /// When the current step began.
+    step_started: Option<std::time::Instant>,
 }
 
 impl BuildRun<'_> {
@@ -394,11 +402,24 @@ impl BuildRun<'_> {
     }
 
     fn step_header(&mut self, ins: &Instruction) {
+        self.step_done();
         self.step += 1;
         self.say(format!(
             "Step {}/{} : {}\n",
             self.step, self.total, ins.original
         ));
+    }
+
+    /// Logs how long the step that just ended took (the build's profile at debug level).
+    fn step_done(&mut self) {
+        let now = std::time::Instant::now();
+        if let Some(started) = self.step_started.replace(now) {
+            tracing::debug!(
+                step = self.step,
+                elapsed_ms = (now - started).as_millis() as u64,
+                "build step done"
+            );
+        }
     }
 
     fn global_vars(&self) -> Vars {

@@ -21,9 +21,18 @@ use crate::tree::{Kind, Meta, Tree, scoped_resolve};
 /// One path of the context.
 #[derive(Debug, Clone)]
 enum Node {
-    Dir { mode: u32 },
-    File { mode: u32, offset: u64, size: u64, digest: [u8; 32] },
-    Symlink { target: PathBuf },
+    Dir {
+        mode: u32,
+    },
+    File {
+        mode: u32,
+        offset: u64,
+        size: u64,
+        digest: [u8; 32],
+    },
+    Symlink {
+        target: PathBuf,
+    },
 }
 
 /// A build context; cheap to clone. Its files are removed when the last clone goes.
@@ -401,8 +410,7 @@ fn index(
         };
         // An entry replaces whatever an earlier one left there (a directory keeps what is
         // below it only if it stays a directory).
-        if matches!(nodes.get(&key), Some(Node::Dir { .. })) && !matches!(node, Node::Dir { .. })
-        {
+        if matches!(nodes.get(&key), Some(Node::Dir { .. })) && !matches!(node, Node::Dir { .. }) {
             remove_tree(nodes, &key);
         }
         nodes.insert(key, node);
@@ -610,9 +618,21 @@ mod tests {
     #[test]
     fn index_keys_by_content_and_extracts_only_on_demand() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let a = tar_of_files(&[("d/x", b"one", 1), ("d/y", b"two", 1), ("Dockerfile", b"FROM a", 1)]);
-        let b = tar_of_files(&[("d/x", b"one", 9), ("d/y", b"two", 9), ("Dockerfile", b"FROM a", 9)]);
-        let c = tar_of_files(&[("d/x", b"one", 1), ("d/y", b"TWO", 1), ("Dockerfile", b"FROM a", 1)]);
+        let a = tar_of_files(&[
+            ("d/x", b"one", 1),
+            ("d/y", b"two", 1),
+            ("Dockerfile", b"FROM a", 1),
+        ]);
+        let b = tar_of_files(&[
+            ("d/x", b"one", 9),
+            ("d/y", b"two", 9),
+            ("Dockerfile", b"FROM a", 9),
+        ]);
+        let c = tar_of_files(&[
+            ("d/x", b"one", 1),
+            ("d/y", b"TWO", 1),
+            ("Dockerfile", b"FROM a", 1),
+        ]);
         let ca = Context::extract(&mut &a[..], &tmp.path().join("a")).expect("a");
         let cb = Context::extract(&mut &b[..], &tmp.path().join("b")).expect("b");
         let cc = Context::extract(&mut &c[..], &tmp.path().join("c")).expect("c");
@@ -651,7 +671,10 @@ mod tests {
         assert_eq!(ctx.read_file("f").expect("f"), b"new");
         assert_eq!(ctx.read_file("g").expect("g"), b"new");
         ctx.extract_files().expect("extract");
-        let mode = fs::metadata(ctx.dir().join("f")).expect("meta").permissions().mode();
+        let mode = fs::metadata(ctx.dir().join("f"))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, 0o640);
         assert_eq!(fs::read(ctx.dir().join("g")).expect("g"), b"new");
     }

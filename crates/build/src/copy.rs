@@ -15,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 use crate::BuildError;
 use crate::context::safe_relative;
 use crate::ignore::{glob, has_glob};
-use crate::tree::{Kind, Tree, scoped_resolve};
+use crate::tree::{FsTree, Kind, Tree, scoped_resolve};
 use crate::view::ImageView;
 
 /// Where COPY sources come from: the context or another stage's root filesystem.
@@ -121,6 +121,7 @@ fn glob_walk(
 /// Content key of the sources: names, types, modes, link targets and the digests of file
 /// bytes (the context recorded those as it streamed in, so nothing is read again).
 pub fn content_key(tree: &dyn Tree, sources: &[PathBuf]) -> Result<String, BuildError> {
+    let host = FsTree::new(Path::new("/"));
     let mut h = Sha256::new();
     for src in sources {
         let name = src
@@ -129,9 +130,27 @@ pub fn content_key(tree: &dyn Tree, sources: &[PathBuf]) -> Result<String, Build
             .unwrap_or_default();
         h.update(b"\0src\0");
         h.update(name.as_bytes());
-        hash_tree(tree, src, Path::new(""), &mut h)?;
+        hash_tree(tree_of(tree, src, &host), src, Path::new(""), &mut h)?;
     }
     Ok(hex::encode(h.finalize()))
+}
+
+/// Whether a resolved source is a regular file.
+pub fn is_file(tree: &dyn Tree, src: &Path) -> bool {
+    let host = FsTree::new(Path::new("/"));
+    tree_of(tree, src, &host)
+        .lstat(src)
+        .is_some_and(|m| matches!(m.kind, Kind::File(_)))
+}
+
+/// The tree a source lies in: the root's, or (ADD's downloads, kept in the build's own
+/// directory) the file system's.
+fn tree_of<'a>(tree: &'a dyn Tree, src: &Path, host: &'a FsTree) -> &'a dyn Tree {
+    if src.starts_with(tree.root()) {
+        tree
+    } else {
+        host
+    }
 }
 
 fn hash_tree(tree: &dyn Tree, path: &Path, rel: &Path, h: &mut Sha256) -> Result<(), BuildError> {
@@ -457,7 +476,6 @@ fn chmod(path: &Path, mode: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::FsTree;
 
     #[test]
     fn content_key_ignores_mtime_and_sees_content() {
@@ -469,9 +487,15 @@ mod tests {
         let t = fs::File::options().write(true).open(&f).expect("open");
         t.set_modified(std::time::SystemTime::UNIX_EPOCH)
             .expect("mtime");
-        assert_eq!(k1, content_key(&FsTree::new(tmp.path()), std::slice::from_ref(&f)).expect("key"));
+        assert_eq!(
+            k1,
+            content_key(&FsTree::new(tmp.path()), std::slice::from_ref(&f)).expect("key")
+        );
         fs::write(&f, "b").expect("write");
-        assert_ne!(k1, content_key(&FsTree::new(tmp.path()), std::slice::from_ref(&f)).expect("key"));
+        assert_ne!(
+            k1,
+            content_key(&FsTree::new(tmp.path()), std::slice::from_ref(&f)).expect("key")
+        );
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth_image::History;
 use berth_image::ImageError;
 use berth_image::digest::{HashingWriter, short_id};
+use berth_image::{History, ImageConfig};
 
 use super::{BuildRun, Change, LayerProducer, Stage, clean_abs, now};
 use crate::BuildError;
@@ -16,7 +16,7 @@ use crate::copy::{self, CopySpec, SourceRoot};
 use crate::dockerfile::{Form, Instruction};
 use crate::lex;
 use crate::run::{self, RunSpec, blocking};
-use crate::tree::{FsTree, Kind};
+use crate::tree::FsTree;
 use crate::view::ImageView;
 
 impl BuildRun<'_> {
@@ -94,6 +94,7 @@ impl BuildRun<'_> {
             network: self.b.network.clone(),
         };
         let work = self.b.root.join("tmp");
+        let t0 = std::time::Instant::now();
         let (cid, code) = run::run(
             &self.b.store,
             &self.b.runtime,
@@ -103,58 +104,75 @@ impl BuildRun<'_> {
             &self.out,
         )
         .await?;
+        // The step's image is the container's changes on the parent with the build's config
+        // and history, registered once: the changes tar is made twice from the stopped
+        // container (its diff id first, then piped into the store), never written to a file.
+        let t1 = std::time::Instant::now();
         let committed = if code == 0 {
-            let (s, c2, p2) = (self.b.store.clone(), cid.clone(), parent.clone());
-            let dd = d.clone();
-            blocking(move || Ok(s.commit(&c2, &p2, dd, None, None, None)?)).await
+            self.commit_run(st, &cid, created_by).await
         } else {
             Err(BuildError::RunFailed {
                 command: shown.clone(),
                 code,
             })
         };
+        let t2 = std::time::Instant::now();
         run::remove(&self.b.store, &self.b.runtime, &cid).await;
+        tracing::debug!(
+            container = %cid,
+            run_ms = (t1 - t0).as_millis() as u64,
+            commit_ms = (t2 - t1).as_millis() as u64,
+            remove_ms = t2.elapsed().as_millis() as u64,
+            "build RUN step"
+        );
         self.say(format!(
             " ---> Removed intermediate container {}\n",
             &cid[..12]
         ));
-        let temp = committed?;
-        // The commit's image has the right layer; the step's image gets the build's config
-        // and history, then the temporary one goes.
-        let result = async {
-            let tconf = self
-                .load(&temp)
-                .await
-                .ok_or_else(|| BuildError::Image(ImageError::NotFound(temp.clone())))?;
-            let diff_id = tconf
-                .rootfs
-                .diff_ids
-                .last()
-                .cloned()
-                .ok_or_else(|| BuildError::Image(ImageError::NotFound(temp.clone())))?;
-            let mut config = st.config.clone();
-            let ts = now();
-            config.created = Some(ts.clone());
-            config.rootfs.diff_ids.push(diff_id);
-            let history = History {
-                created: Some(ts),
-                created_by: Some(created_by),
-                ..History::default()
-            };
-            let id = self
-                .register(&mut config, history, None, st.image.clone())
-                .await?;
-            Ok::<_, BuildError>((id, config))
-        }
-        .await;
-        let (s, t2) = (self.b.store.clone(), temp.clone());
-        let _ = blocking(move || Ok(s.remove(&t2, true, &|_| None)?)).await;
-        let (id, config) = result?;
+        let (id, config) = committed?;
         self.b.cache.put(st.image.as_deref(), &key, &id)?;
         self.say(format!(" ---> {}\n", &short_id(&id)[..12]));
         st.config = config;
         st.image = Some(id);
         Ok(())
+    }
+
+    /// Registers the image of a RUN step from its (stopped) container.
+    async fn commit_run(
+        &self,
+        st: &Stage,
+        cid: &str,
+        created_by: String,
+    ) -> Result<(String, ImageConfig), BuildError> {
+        let diff_id = {
+            let (s, c) = (self.b.store.clone(), cid.to_string());
+            blocking(move || {
+                let mut hw = HashingWriter::new(std::io::sink());
+                s.write_container_changes(&c, &mut hw)?;
+                Ok(hw.finish().0)
+            })
+            .await?
+        };
+        let (s, c) = (self.b.store.clone(), cid.to_string());
+        let produce: LayerProducer =
+            Box::new(move |out: &mut dyn std::io::Write| Ok(s.write_container_changes(&c, out)?));
+        let mut config = st.config.clone();
+        let ts = now();
+        config.created = Some(ts.clone());
+        let history = History {
+            created: Some(ts),
+            created_by: Some(created_by),
+            ..History::default()
+        };
+        let id = self
+            .register(
+                &mut config,
+                history,
+                Some((produce, diff_id)),
+                st.image.clone(),
+            )
+            .await?;
+        Ok((id, config))
     }
 
     pub(super) async fn copy(
@@ -287,12 +305,7 @@ impl BuildRun<'_> {
             blocking(move || {
                 let sources = copy::resolve_sources(&root, &spec)?;
                 let hash = copy::content_key(&*root.tree, &sources)?;
-                let kind = if sources.len() == 1
-                    && root
-                        .tree
-                        .lstat(&sources[0])
-                        .is_some_and(|m| matches!(m.kind, Kind::File(_)))
-                {
+                let kind = if sources.len() == 1 && copy::is_file(&*root.tree, &sources[0]) {
                     "file"
                 } else {
                     "multi"
@@ -318,6 +331,7 @@ impl BuildRun<'_> {
         // config names it), then streamed straight into the store, which keeps the blob and
         // extracts it, so the 50 MB are written once rather than to a temporary file first.
         let ctx = root.is_context.then(|| self.ctx.clone());
+        let t0 = std::time::Instant::now();
         let diff_id = {
             let (sources, spec, view) = (sources.clone(), spec.clone(), view.clone());
             blocking(move || {
@@ -330,11 +344,19 @@ impl BuildRun<'_> {
             })
             .await?
         };
+        let t1 = std::time::Instant::now();
         let produce: LayerProducer = Box::new(move |out: &mut dyn std::io::Write| {
             copy::write_layer(out, &sources, &spec, &view)
         });
-        self.step_result(st, &key, created_by, Change::Layer(produce, diff_id))
-            .await
+        let result = self
+            .step_result(st, &key, created_by, Change::Layer(produce, diff_id))
+            .await;
+        tracing::debug!(
+            extract_and_hash_ms = (t1 - t0).as_millis() as u64,
+            layer_ms = t1.elapsed().as_millis() as u64,
+            "build COPY layer"
+        );
+        result
     }
 
     /// Takes the step's image from the cache if there is one (prints `Using cache`).

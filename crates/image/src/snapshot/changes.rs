@@ -225,6 +225,17 @@ impl ImageStore {
         Ok(id)
     }
 
+    /// Writes the tar of a container's changes to its image: the layer [`Self::commit`]
+    /// would add (sorted entries, so the same bytes each call while the container is stopped).
+    pub fn write_container_changes(
+        &self,
+        container_id: &str,
+        out: &mut dyn Write,
+    ) -> Result<(), ImageError> {
+        let rec = self.snapshot_record(container_id)?;
+        self.write_changes(container_id, &rec, out)
+    }
+
     fn write_changes(
         &self,
         container_id: &str,
