@@ -93,14 +93,38 @@ impl Stage {
 }
 
 /// Writes a layer tar (the same bytes each call).
-type LayerProducer = Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<(), BuildError> + Send>;
+type LayerProducer = Arc<dyn Fn(&mut dyn std::io::Write) -> Result<(), BuildError> + Send + Sync>;
+
+/// Runs `produce` on a thread writing into a pipe; returns the reading end.
+fn pipe_layer(
+    produce: &LayerProducer,
+) -> std::io::Result<(
+    std::io::PipeReader,
+    std::thread::JoinHandle<Result<(), BuildError>>,
+)> {
+    let (r, w) = std::io::pipe()?;
+    let p = produce.clone();
+    let h = std::thread::spawn(move || {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
+        p(&mut w)?;
+        std::io::Write::flush(&mut w)?;
+        Ok(())
+    });
+    Ok((r, h))
+}
+
+/// Waits for a layer writer; its own failure (a source gone) explains a short layer best.
+fn join_writer(h: std::thread::JoinHandle<Result<(), BuildError>>) -> Result<(), BuildError> {
+    h.join()
+        .map_err(|_| BuildError::Io(std::io::Error::other("layer writer panicked")))?
+}
 
 /// What a step changes.
 enum Change {
     /// Only the config.
     Config(Box<ContainerDefaults>),
-    /// A layer tar, written by the producer, with this diff id (COPY/ADD).
-    Layer(LayerProducer, String),
+    /// A layer tar, written by the producer (COPY/ADD).
+    Layer(LayerProducer),
 }
 
 fn now() -> String {
@@ -830,7 +854,7 @@ impl BuildRun<'_> {
                 history.empty_layer = true;
                 None
             }
-            Change::Layer(produce, diff_id) => Some((produce, diff_id)),
+            Change::Layer(produce) => Some(produce),
         };
         let id = self
             .register(&mut config, history, layer, st.image.clone())
@@ -849,36 +873,37 @@ impl BuildRun<'_> {
     }
 
     /// Adds the image of a step: `config` plus, if any, the layer tar `layer` writes, piped
-    /// into the store (which keeps the blob and extracts it in one pass).
+    /// into the store (which keeps the blob, extracts it and tells its diff id in one pass).
     async fn register(
         &self,
         config: &mut ImageConfig,
         history: History,
-        layer: Option<(LayerProducer, String)>,
+        layer: Option<LayerProducer>,
         parent: Option<String>,
     ) -> Result<String, BuildError> {
         let store = self.b.store.clone();
         let mut cfg = config.clone();
         let out = blocking(move || {
-            let mut produce = None;
-            if let Some((p, diff_id)) = layer {
-                cfg.rootfs.diff_ids.push(diff_id);
-                produce = Some(p);
+            if let Some(p) = &layer {
+                let below = berth_image::digest::chain_ids(&cfg.rootfs.diff_ids)
+                    .last()
+                    .cloned();
+                let (mut r, h) = pipe_layer(p)?;
+                let added = store.add_layer(&mut r, below.as_ref());
+                drop(r);
+                join_writer(h)?;
+                cfg.rootfs.diff_ids.push(added?);
             }
             cfg.history.push(history);
             let bytes = serde_json::to_vec(&cfg).map_err(std::io::Error::other)?;
             let last = cfg.rootfs.diff_ids.len().saturating_sub(1);
-            let mut writer: Option<std::thread::JoinHandle<Result<(), BuildError>>> = None;
+            // Only if garbage collection took the new layer meanwhile: written again.
+            let mut writers = Vec::new();
             let mut open = |i: usize| -> Result<Box<dyn Read>, ImageError> {
-                match (i == last).then(|| produce.take()).flatten() {
+                match layer.as_ref().filter(|_| i == last) {
                     Some(p) => {
-                        let (r, w) = std::io::pipe()?;
-                        writer = Some(std::thread::spawn(move || {
-                            let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
-                            p(&mut w)?;
-                            std::io::Write::flush(&mut w)?;
-                            Ok(())
-                        }));
+                        let (r, h) = pipe_layer(p)?;
+                        writers.push(h);
                         Ok(Box::new(r))
                     }
                     None => Err(ImageError::NotFound(format!("layer {i} of the build"))),
@@ -886,11 +911,8 @@ impl BuildRun<'_> {
             };
             let id = store.add_child_image(&bytes, &mut open, parent.as_deref());
             drop(open);
-            // The writer's own failure (a source gone) explains a short layer best.
-            if let Some(h) = writer {
-                h.join().map_err(|_| {
-                    BuildError::Io(std::io::Error::other("layer writer panicked"))
-                })??;
+            for h in writers {
+                join_writer(h)?;
             }
             Ok::<_, BuildError>((id?, cfg))
         })

@@ -1,8 +1,8 @@
 //! The build context: a tar (plain or gzip) read as it streams in. Every file's bytes go to
 //! one spool file and through a content hash on the way, and an index records each path
 //! (kind, mode, where its bytes are, their digest), so cache lookups resolve and hash COPY
-//! sources without writing or re-reading a thing. The files are extracted into a private
-//! directory only when a COPY misses the cache and needs them (once, for the whole build).
+//! sources without writing or re-reading a thing, and a COPY that misses writes its layer
+//! from the spool: the context is never extracted to disk.
 //! Paths never leave the context: `..`, absolute names and entries below a symlink are
 //! refused, symlinks resolve scoped to the context root, `.dockerignore` prunes the index.
 
@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::BuildError;
 use crate::ignore::Ignore;
@@ -23,15 +22,20 @@ use crate::tree::{Kind, Meta, Tree, scoped_resolve};
 enum Node {
     Dir {
         mode: u32,
+        mtime: i64,
     },
     File {
         mode: u32,
+        mtime: i64,
+        /// Where the bytes start in the spool.
         offset: u64,
         size: u64,
+        /// BLAKE3 of the bytes.
         digest: [u8; 32],
     },
     Symlink {
         target: PathBuf,
+        mtime: i64,
     },
 }
 
@@ -43,16 +47,16 @@ pub struct Context {
 
 #[derive(Debug)]
 struct Inner {
-    /// Holds `spool` and, once extracted, `tree/`.
+    /// Holds `spool`.
     base: PathBuf,
-    /// Where the files appear when extracted (the root COPY resolves against).
+    /// Every file's bytes, one after the other.
+    spool: PathBuf,
+    /// The path playing the context's root in resolved source paths (nothing is there).
     dir: PathBuf,
     /// Path (relative, `/`-separated, `""` the root) to node.
     nodes: BTreeMap<String, Node>,
     /// The `.dockerignore` rules (already applied to the index).
     ignore: Ignore,
-    /// Whether `dir` holds the files yet.
-    extracted: Mutex<bool>,
 }
 
 impl Drop for Inner {
@@ -72,12 +76,18 @@ impl Context {
         fs::create_dir_all(base)?;
         let mut inner = Inner {
             base: base.to_path_buf(),
+            spool: base.join("spool"),
             dir: base.join("tree"),
             nodes: BTreeMap::new(),
             ignore: Ignore::default(),
-            extracted: Mutex::new(false),
         };
-        inner.nodes.insert(String::new(), Node::Dir { mode: 0o755 });
+        inner.nodes.insert(
+            String::new(),
+            Node::Dir {
+                mode: 0o755,
+                mtime: 0,
+            },
+        );
         let mut head = [0u8; 2];
         let mut got = 0;
         while got < 2 {
@@ -93,7 +103,7 @@ impl Context {
         } else {
             Box::new(chained)
         };
-        let spool = fs::File::create(base.join("spool"))?;
+        let spool = fs::File::create(&inner.spool)?;
         index(
             Box::new(Padded::new(reader)),
             spool,
@@ -105,7 +115,7 @@ impl Context {
         })
     }
 
-    /// Directory the context's files are extracted to ([`Self::extract_files`]).
+    /// The root of the context's paths (virtual: resolved sources are under it).
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
@@ -143,71 +153,16 @@ impl Context {
     /// `NotFound` if there is none.
     pub fn read_file(&self, rel: &str) -> Result<Vec<u8>, BuildError> {
         let path = self.resolve(rel)?;
-        let key = self.view().key(&path).unwrap_or_default();
-        match self.inner.nodes.get(&key) {
-            Some(Node::File { offset, size, .. }) => {
-                let mut f = fs::File::open(self.inner.base.join("spool"))?;
-                f.seek(SeekFrom::Start(*offset))?;
-                let mut out = Vec::with_capacity(*size as usize);
-                f.take(*size).read_to_end(&mut out)?;
-                Ok(out)
-            }
-            _ => Err(io::Error::from(io::ErrorKind::NotFound).into()),
-        }
-    }
-
-    /// Writes the context's files to [`Self::dir`] (the first call; later ones return at
-    /// once). COPY calls it before writing a layer from the context.
-    pub fn extract_files(&self) -> Result<(), BuildError> {
-        let mut done = self
-            .inner
-            .extracted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if *done {
-            return Ok(());
-        }
-        let dir = &self.inner.dir;
-        let _ = fs::remove_dir_all(dir);
-        let mut spool = fs::File::open(self.inner.base.join("spool"))?;
-        // Parents sort before their children, so each directory exists before its entries.
-        for (rel, node) in &self.inner.nodes {
-            let target = if rel.is_empty() {
-                dir.clone()
-            } else {
-                dir.join(rel)
-            };
-            match node {
-                Node::Dir { mode } => {
-                    fs::create_dir(&target)?;
-                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))?;
-                }
-                Node::Symlink { target: link } => symlink(link, &target)?,
-                Node::File {
-                    mode, offset, size, ..
-                } => {
-                    let mut f = fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&target)?;
-                    spool.seek(SeekFrom::Start(*offset))?;
-                    let n = io::copy(&mut (&mut spool).take(*size), &mut f)?;
-                    if n != *size {
-                        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-                    }
-                    f.set_permissions(fs::Permissions::from_mode(*mode))?;
-                }
-            }
-        }
-        *done = true;
-        tracing::debug!(dir = %dir.display(), entries = self.inner.nodes.len(), "build context extracted");
-        Ok(())
+        let mut out = Vec::new();
+        self.view().open_file(&path)?.read_to_end(&mut out)?;
+        Ok(out)
     }
 
     fn view(&self) -> View<'_> {
         View {
             root: &self.inner.dir,
             nodes: &self.inner.nodes,
+            spool: Some(&self.inner.spool),
         }
     }
 }
@@ -227,6 +182,10 @@ impl Tree for Context {
 
     fn digest(&self, path: &Path) -> io::Result<[u8; 32]> {
         self.view().digest(path)
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + '_>> {
+        self.view().open_file(path)
     }
 }
 
@@ -276,6 +235,8 @@ fn remove_tree(nodes: &mut BTreeMap<String, Node>, rel: &str) {
 struct View<'a> {
     root: &'a Path,
     nodes: &'a BTreeMap<String, Node>,
+    /// The spool holding file bytes (`None` while it is being written).
+    spool: Option<&'a Path>,
 }
 
 impl View<'_> {
@@ -293,17 +254,22 @@ impl Tree for View<'_> {
     fn lstat(&self, path: &Path) -> Option<Meta> {
         let node = self.nodes.get(&self.key(path)?)?;
         Some(match node {
-            Node::Dir { mode } => Meta {
+            Node::Dir { mode, mtime } => Meta {
                 kind: Kind::Dir,
                 mode: *mode,
+                mtime: *mtime,
             },
-            Node::File { mode, size, .. } => Meta {
+            Node::File {
+                mode, size, mtime, ..
+            } => Meta {
                 kind: Kind::File(*size),
                 mode: *mode,
+                mtime: *mtime,
             },
-            Node::Symlink { target } => Meta {
+            Node::Symlink { target, mtime } => Meta {
                 kind: Kind::Symlink(target.clone()),
                 mode: 0o777,
+                mtime: *mtime,
             },
         })
     }
@@ -327,6 +293,44 @@ impl Tree for View<'_> {
             Some(Node::File { digest, .. }) => Ok(*digest),
             _ => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + '_>> {
+        self.open_file(path)
+    }
+}
+
+impl View<'_> {
+    /// The bytes of a file, read from the spool.
+    fn open_file(&self, path: &Path) -> io::Result<Box<dyn Read + 'static>> {
+        match (self.key(path).and_then(|k| self.nodes.get(&k)), self.spool) {
+            (Some(Node::File { offset, size, .. }), Some(spool)) => {
+                let mut f = fs::File::open(spool)?;
+                f.seek(SeekFrom::Start(*offset))?;
+                Ok(Box::new(Exact {
+                    inner: f.take(*size),
+                    left: *size,
+                }))
+            }
+            _ => Err(io::Error::from(io::ErrorKind::NotFound)),
+        }
+    }
+}
+
+/// A file's bytes from the spool; ending early is an error, never a short file.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
@@ -357,10 +361,15 @@ fn index(
         let key = rel.to_string_lossy().into_owned();
         ensure_parents(nodes, &key)?;
         let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
+        let mtime = entry.header().mtime().unwrap_or(0).min(i64::MAX as u64) as i64;
         let kind = entry.header().entry_type();
         let node = match kind {
-            t if t.is_dir() => Node::Dir { mode: mode | 0o700 },
+            t if t.is_dir() => Node::Dir {
+                mode: mode | 0o700,
+                mtime,
+            },
             t if t.is_symlink() => Node::Symlink {
+                mtime,
                 target: entry
                     .link_name()
                     .map_err(invalid)?
@@ -378,7 +387,11 @@ fn index(
                         link.display()
                     ))
                 })?;
-                let view = View { root, nodes };
+                let view = View {
+                    root,
+                    nodes,
+                    spool: None,
+                };
                 let src = scoped_resolve(&view, &src_rel.to_string_lossy(), false)?;
                 match view.key(&src).and_then(|k| nodes.get(&k)) {
                     // The link becomes a file of its own with the same bytes.
@@ -400,6 +413,7 @@ fn index(
                 }
                 Node::File {
                     mode,
+                    mtime,
                     offset: start,
                     size: offset - start,
                     digest: *h.finalize().as_bytes(),
@@ -437,7 +451,13 @@ fn ensure_parents(nodes: &mut BTreeMap<String, Node>, key: &str) -> Result<(), B
                 )));
             }
             None => {
-                nodes.insert(cur.clone(), Node::Dir { mode: 0o755 });
+                nodes.insert(
+                    cur.clone(),
+                    Node::Dir {
+                        mode: 0o755,
+                        mtime: 0,
+                    },
+                );
             }
         }
     }
@@ -591,11 +611,11 @@ mod tests {
         ]);
         let mut ctx = Context::extract(&mut &t[..], &tmp.path().join("c")).expect("ctx");
         ctx.apply_dockerignore().expect("ignore");
-        ctx.extract_files().expect("extract");
-        assert!(!ctx.dir().join("a.log").exists());
-        assert!(ctx.dir().join("keep.log").exists());
-        assert!(!ctx.dir().join("build").exists());
-        assert!(ctx.dir().join("src/main").exists());
+        let has = |p: &str| ctx.lstat(&ctx.dir().join(p)).is_some();
+        assert!(!has("a.log"));
+        assert!(has("keep.log"));
+        assert!(!has("build"));
+        assert!(has("src/main"));
     }
 
     fn tar_of_files(files: &[(&str, &[u8], u64)]) -> Vec<u8> {
@@ -641,10 +661,9 @@ mod tests {
         assert_ne!(key_of(&ca, "d"), key_of(&cc, "d"));
         assert_eq!(key_of(&ca, "d/x"), key_of(&cc, "d/x"));
         assert_eq!(ca.read_file("Dockerfile").expect("read"), b"FROM a");
-        // Nothing is on disk until asked for.
+        // Nothing is extracted: the bytes come from the spool.
         assert!(!ca.dir().exists());
-        ca.extract_files().expect("extract");
-        assert_eq!(fs::read(ca.dir().join("d/y")).expect("y"), b"two");
+        assert_eq!(ca.read_file("d/y").expect("y"), b"two");
         let base = tmp.path().join("a");
         drop(ca);
         assert!(!base.exists());
@@ -670,12 +689,7 @@ mod tests {
         let ctx = Context::extract(&mut &t[..], &tmp.path().join("c")).expect("ctx");
         assert_eq!(ctx.read_file("f").expect("f"), b"new");
         assert_eq!(ctx.read_file("g").expect("g"), b"new");
-        ctx.extract_files().expect("extract");
-        let mode = fs::metadata(ctx.dir().join("f"))
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o7777, 0o640);
-        assert_eq!(fs::read(ctx.dir().join("g")).expect("g"), b"new");
+        let meta = ctx.lstat(&ctx.dir().join("f")).expect("meta");
+        assert_eq!(meta.mode, 0o640);
     }
 }

@@ -182,18 +182,12 @@ fn hash_tree(tree: &dyn Tree, path: &Path, rel: &Path, h: &mut Sha256) -> Result
     Ok(())
 }
 
-fn sorted_names(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
-    let mut names: Vec<_> = fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<_>>()?;
-    names.sort();
-    Ok(names)
-}
-
-/// Writes the layer tar of a COPY/ADD: `sources` (resolved) to `spec.dest` on top of the
-/// image seen through `view`.
+/// Writes the layer tar of a COPY/ADD: `sources` (resolved in `tree`) to `spec.dest` on top
+/// of the image seen through `view`. Nothing outside `tree` (and ADD's downloads) is read: a
+/// source that is a symlink is followed inside the tree only.
 pub fn write_layer(
     out: &mut dyn Write,
+    tree: &dyn Tree,
     sources: &[PathBuf],
     spec: &CopySpec,
     view: &ImageView,
@@ -213,21 +207,28 @@ pub fn write_layer(
             spec.keyword
         )));
     }
+    let host = FsTree::new(Path::new("/"));
     let mut w = LayerWriter {
         tar: tar::Builder::new(out),
         emitted: BTreeSet::new(),
         spec,
         view,
+        tree,
     };
     for src in sources {
-        let meta = fs::metadata(src)?;
-        if meta.is_dir() {
+        let tree = tree_of(tree, src, &host);
+        w.tree = tree;
+        let src = &follow(tree, src)?;
+        let meta = tree
+            .lstat(src)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, src.display().to_string()))?;
+        if meta.kind == Kind::Dir {
             w.parents(&dest_rel)?;
             if !w.emitted.contains(&dest_rel) {
                 w.entry(src, &dest_rel)?;
             }
-            w.tree(src, &dest_rel)?;
-        } else if spec.keyword == "ADD" && !spec.downloads.contains(src) && is_archive(src)? {
+            w.walk(src, &dest_rel)?;
+        } else if spec.keyword == "ADD" && !spec.downloads.contains(src) && is_archive(tree, src)? {
             w.parents(&dest_rel)?;
             if !dest_rel.is_empty() && !w.emitted.contains(&dest_rel) {
                 w.new_dir(&dest_rel)?;
@@ -251,6 +252,17 @@ pub fn write_layer(
     Ok(())
 }
 
+/// A source that is a symlink (a glob match) resolved inside its tree.
+fn follow(tree: &dyn Tree, src: &Path) -> Result<PathBuf, BuildError> {
+    match tree.lstat(src) {
+        Some(m) if matches!(m.kind, Kind::Symlink(_)) => {
+            let rel = src.strip_prefix(tree.root()).unwrap_or(src);
+            scoped_resolve(tree, &rel.to_string_lossy(), true)
+        }
+        _ => Ok(src.to_path_buf()),
+    }
+}
+
 fn join(a: &str, b: &str) -> String {
     if a.is_empty() {
         b.to_string()
@@ -260,12 +272,11 @@ fn join(a: &str, b: &str) -> String {
 }
 
 /// A local tar archive ADD extracts (plain or gzip).
-fn is_archive(path: &Path) -> Result<bool, BuildError> {
-    let mut f = fs::File::open(path)?;
+fn is_archive(tree: &dyn Tree, path: &Path) -> Result<bool, BuildError> {
     let mut head = vec![0u8; 512];
-    let n = read_full(&mut f, &mut head)?;
+    let n = read_full(&mut tree.open(path)?, &mut head)?;
     if n >= 2 && head[0] == 0x1f && head[1] == 0x8b {
-        let mut gz = flate2::read::GzDecoder::new(fs::File::open(path)?);
+        let mut gz = flate2::read::GzDecoder::new(tree.open(path)?);
         let mut inner = vec![0u8; 512];
         let m = read_full(&mut gz, &mut inner).unwrap_or(0);
         return Ok(m == 512 && &inner[257..262] == b"ustar");
@@ -290,6 +301,8 @@ struct LayerWriter<'a> {
     emitted: BTreeSet<String>,
     spec: &'a CopySpec,
     view: &'a ImageView,
+    /// Where the current source lives.
+    tree: &'a dyn Tree,
 }
 
 impl LayerWriter<'_> {
@@ -349,43 +362,49 @@ impl LayerWriter<'_> {
         if target.is_empty() {
             return Ok(());
         }
-        let meta = fs::symlink_metadata(src)?;
+        let meta = self
+            .tree
+            .lstat(src)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, src.display().to_string()))?;
         let (uid, gid) = self.ids();
         let mut h = tar::Header::new_gnu();
-        let mode = self.spec.chmod.unwrap_or(meta.mode() & 0o7777);
+        let mode = self.spec.chmod.unwrap_or(meta.mode);
         h.set_mode(mode);
         h.set_uid(uid);
         h.set_gid(gid);
-        h.set_mtime(meta.mtime().max(0) as u64);
-        let ft = meta.file_type();
-        if ft.is_symlink() {
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_mode(0o777);
-            h.set_size(0);
-            let link = fs::read_link(src)?;
-            self.tar.append_link(&mut h, target, link)?;
-        } else if ft.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_size(0);
-            self.tar
-                .append_data(&mut h, format!("{target}/"), io::empty())?;
-            self.emitted.insert(target.to_string());
-        } else if ft.is_file() {
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(meta.len());
-            let f = fs::File::open(src)?;
-            self.tar.append_data(&mut h, target, f.take(meta.len()))?;
+        h.set_mtime(meta.mtime.max(0) as u64);
+        match meta.kind {
+            Kind::Symlink(link) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_size(0);
+                self.tar.append_link(&mut h, target, link)?;
+            }
+            Kind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                self.tar
+                    .append_data(&mut h, format!("{target}/"), io::empty())?;
+                self.emitted.insert(target.to_string());
+            }
+            Kind::File(size) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(size);
+                let f = self.tree.open(src)?;
+                self.tar.append_data(&mut h, target, f.take(size))?;
+            }
+            Kind::Other => {}
         }
         Ok(())
     }
 
-    fn tree(&mut self, dir: &Path, target: &str) -> Result<(), BuildError> {
-        for name in sorted_names(dir)? {
+    fn walk(&mut self, dir: &Path, target: &str) -> Result<(), BuildError> {
+        for name in self.tree.names(dir)? {
             let src = dir.join(&name);
             let t = join(target, &name.to_string_lossy());
             self.entry(&src, &t)?;
-            if fs::symlink_metadata(&src)?.is_dir() {
-                self.tree(&src, &t)?;
+            if self.tree.lstat(&src).is_some_and(|m| m.kind == Kind::Dir) {
+                self.walk(&src, &t)?;
             }
         }
         Ok(())
@@ -393,10 +412,9 @@ impl LayerWriter<'_> {
 
     /// ADD of a local archive: its entries re-rooted at `target`, names never escaping.
     fn extract(&mut self, src: &Path, target: &str) -> Result<(), BuildError> {
-        let mut f = fs::File::open(src)?;
         let mut magic = [0u8; 2];
-        let n = read_full(&mut f, &mut magic)?;
-        let f = fs::File::open(src)?;
+        let n = read_full(&mut self.tree.open(src)?, &mut magic)?;
+        let f = self.tree.open(src)?;
         let reader: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
             Box::new(flate2::read::GzDecoder::new(f))
         } else {
@@ -519,7 +537,7 @@ mod tests {
         };
         let srcs = resolve_sources(&root, &spec).expect("resolve");
         let mut buf = Vec::new();
-        write_layer(&mut buf, &srcs, &spec, &ImageView::empty()).expect("layer");
+        write_layer(&mut buf, &*root.tree, &srcs, &spec, &ImageView::empty()).expect("layer");
         let mut names = Vec::new();
         for e in tar::Archive::new(&buf[..]).entries().expect("entries") {
             let e = e.expect("entry");

@@ -27,13 +27,15 @@ pub enum Kind {
     Other,
 }
 
-/// The metadata a build looks at: kind and permission bits.
+/// The metadata a build looks at: kind, permission bits, modification time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     /// What the path is.
     pub kind: Kind,
     /// Permission bits (`0o7777`).
     pub mode: u32,
+    /// Modification time, seconds since the epoch (kept in layers, never in cache keys).
+    pub mtime: i64,
 }
 
 /// A source root: every path given is absolute and lies under [`Tree::root`].
@@ -46,6 +48,8 @@ pub trait Tree: Send + Sync {
     fn names(&self, dir: &Path) -> io::Result<Vec<OsString>>;
     /// Content digest (BLAKE3) of the regular file at `path`.
     fn digest(&self, path: &Path) -> io::Result<[u8; 32]>;
+    /// The bytes of the regular file at `path`.
+    fn open(&self, path: &Path) -> io::Result<Box<dyn io::Read + '_>>;
 }
 
 /// A real directory.
@@ -83,6 +87,7 @@ impl Tree for FsTree {
         Some(Meta {
             kind,
             mode: m.mode() & 0o7777,
+            mtime: m.mtime(),
         })
     }
 
@@ -98,6 +103,10 @@ impl Tree for FsTree {
         let mut h = blake3::Hasher::new();
         h.update_reader(fs::File::open(path)?)?;
         Ok(*h.finalize().as_bytes())
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn io::Read + '_>> {
+        Ok(Box::new(fs::File::open(path)?))
     }
 }
 

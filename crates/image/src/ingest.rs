@@ -82,6 +82,22 @@ impl ImageStore {
         Ok(id)
     }
 
+    /// Extracts one layer tar on top of the layer chain `parent` (a chain id; `None`: a base
+    /// layer) and returns its diff id, for a caller that learns the digest by writing the
+    /// layer (a build step) instead of writing it twice. Until an image names the layer,
+    /// garbage collection may take it again; [`Self::add_child_image`] then asks for it.
+    pub fn add_layer(
+        &self,
+        reader: &mut dyn Read,
+        parent: Option<&Digest>,
+    ) -> Result<Digest, ImageError> {
+        let _ops = self.lock_ops();
+        let rec = self.layers.create(&self.blobs, reader, parent, None)?;
+        let diff_id = rec.diff_id.clone();
+        self.write_state().layers.insert(rec.chain_id.clone(), rec);
+        Ok(diff_id)
+    }
+
     /// Extracts every missing layer of `diff_ids`, verifying each. Caller holds the ops lock.
     pub(crate) fn ensure_layers(
         &self,

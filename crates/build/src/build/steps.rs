@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_image::ImageError;
-use berth_image::digest::{HashingWriter, short_id};
+use berth_image::digest::short_id;
 use berth_image::{History, ImageConfig};
 
 use super::{BuildRun, Change, LayerProducer, Stage, clean_abs, now};
@@ -105,8 +105,8 @@ impl BuildRun<'_> {
         )
         .await?;
         // The step's image is the container's changes on the parent with the build's config
-        // and history, registered once: the changes tar is made twice from the stopped
-        // container (its diff id first, then piped into the store), never written to a file.
+        // and history, registered once: the changes tar of the stopped container is piped
+        // into the store, never written to a file or committed as an image of its own.
         let t1 = std::time::Instant::now();
         let committed = if code == 0 {
             self.commit_run(st, &cid, created_by).await
@@ -144,18 +144,9 @@ impl BuildRun<'_> {
         cid: &str,
         created_by: String,
     ) -> Result<(String, ImageConfig), BuildError> {
-        let diff_id = {
-            let (s, c) = (self.b.store.clone(), cid.to_string());
-            blocking(move || {
-                let mut hw = HashingWriter::new(std::io::sink());
-                s.write_container_changes(&c, &mut hw)?;
-                Ok(hw.finish().0)
-            })
-            .await?
-        };
         let (s, c) = (self.b.store.clone(), cid.to_string());
         let produce: LayerProducer =
-            Box::new(move |out: &mut dyn std::io::Write| Ok(s.write_container_changes(&c, out)?));
+            Arc::new(move |out: &mut dyn std::io::Write| Ok(s.write_container_changes(&c, out)?));
         let mut config = st.config.clone();
         let ts = now();
         config.created = Some(ts.clone());
@@ -165,12 +156,7 @@ impl BuildRun<'_> {
             ..History::default()
         };
         let id = self
-            .register(
-                &mut config,
-                history,
-                Some((produce, diff_id)),
-                st.image.clone(),
-            )
+            .register(&mut config, history, Some(produce), st.image.clone())
             .await?;
         Ok((id, config))
     }
@@ -300,6 +286,7 @@ impl BuildRun<'_> {
         view: ImageView,
         from: Option<String>,
     ) -> Result<(), BuildError> {
+        let t0 = std::time::Instant::now();
         let (sources, kind, hash) = {
             let (spec, root) = (spec.clone(), root.clone());
             blocking(move || {
@@ -326,33 +313,19 @@ impl BuildRun<'_> {
         if self.cached(st, &key).await {
             return Ok(());
         }
-        // A miss: the context's files are needed now (extracted once per build). The layer
-        // tar is made twice from the same files: here only to learn its diff id (the image
-        // config names it), then streamed straight into the store, which keeps the blob and
-        // extracts it, so the 50 MB are written once rather than to a temporary file first.
-        let ctx = root.is_context.then(|| self.ctx.clone());
-        let t0 = std::time::Instant::now();
-        let diff_id = {
-            let (sources, spec, view) = (sources.clone(), spec.clone(), view.clone());
-            blocking(move || {
-                if let Some(ctx) = ctx {
-                    ctx.extract_files()?;
-                }
-                let mut hw = HashingWriter::new(std::io::sink());
-                copy::write_layer(&mut hw, &sources, &spec, &view)?;
-                Ok(hw.finish().0)
-            })
-            .await?
-        };
+        // A miss: the layer tar is made from the sources as they are (the context's straight
+        // from its spool, never extracted) and piped into the store, which keeps the blob,
+        // extracts it and reports its diff id in the same pass.
         let t1 = std::time::Instant::now();
-        let produce: LayerProducer = Box::new(move |out: &mut dyn std::io::Write| {
-            copy::write_layer(out, &sources, &spec, &view)
+        let tree = root.tree.clone();
+        let produce: LayerProducer = Arc::new(move |out: &mut dyn std::io::Write| {
+            copy::write_layer(out, &*tree, &sources, &spec, &view)
         });
         let result = self
-            .step_result(st, &key, created_by, Change::Layer(produce, diff_id))
+            .step_result(st, &key, created_by, Change::Layer(produce))
             .await;
         tracing::debug!(
-            extract_and_hash_ms = (t1 - t0).as_millis() as u64,
+            key_ms = (t1 - t0).as_millis() as u64,
             layer_ms = t1.elapsed().as_millis() as u64,
             "build COPY layer"
         );
