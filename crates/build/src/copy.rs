@@ -4,7 +4,6 @@
 //! tar archives extracted for ADD.
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -488,12 +487,13 @@ pub fn parse_chmod(s: &str) -> Result<u32, BuildError> {
 #[cfg(test)]
 fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn content_key_ignores_mtime_and_sees_content() {
