@@ -278,8 +278,13 @@ impl Builder {
             used_args: BTreeSet::new(),
             global: Vec::new(),
             step_started: None,
+            removals: Vec::new(),
         };
         let id = run.all(df).await;
+        // Whatever happened, the build ends with its containers gone.
+        for h in run.removals.drain(..) {
+            let _ = h.await;
+        }
         run.step_done();
         let id = id?;
         for t in &opts.tags {
@@ -320,6 +325,8 @@ struct BuildRun<'a> {
     global: Vec<(String, Option<String>)>,
     /// When the current step began.
     step_started: Option<std::time::Instant>,
+    /// RUN containers being removed while the next steps go on.
+    removals: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl BuildRun<'_> {

@@ -116,15 +116,18 @@ impl BuildRun<'_> {
                 code,
             })
         };
-        let t2 = std::time::Instant::now();
-        run::remove(&self.b.store, &self.b.runtime, &cid).await;
         tracing::debug!(
             container = %cid,
             run_ms = (t1 - t0).as_millis() as u64,
-            commit_ms = (t2 - t1).as_millis() as u64,
-            remove_ms = t2.elapsed().as_millis() as u64,
+            commit_ms = t1.elapsed().as_millis() as u64,
             "build RUN step"
         );
+        // The container (its layer is in the store by now) goes while the next steps run;
+        // the build waits for every removal before it ends.
+        let (s, r, c) = (self.b.store.clone(), self.b.runtime.clone(), cid.clone());
+        self.removals.push(tokio::spawn(async move {
+            run::remove(&s, &r, &c).await;
+        }));
         self.say(format!(
             " ---> Removed intermediate container {}\n",
             &cid[..12]
