@@ -113,10 +113,32 @@ fn pipe_layer(
     Ok((r, h))
 }
 
-/// Waits for a layer writer; its own failure (a source gone) explains a short layer best.
+/// Waits for a layer writer.
 fn join_writer(h: std::thread::JoinHandle<Result<(), BuildError>>) -> Result<(), BuildError> {
     h.join()
         .map_err(|_| BuildError::Io(std::io::Error::other("layer writer panicked")))?
+}
+
+fn broken_pipe(e: &BuildError) -> bool {
+    let io = match e {
+        BuildError::Io(e) | BuildError::Image(ImageError::Io(e)) => e,
+        _ => return false,
+    };
+    io.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+/// The error that explains a failed layer: the writer's own (a source gone: the store only
+/// saw a short tar), else the store's (the writer then only saw the pipe close).
+fn first_cause<T>(
+    stored: Result<T, ImageError>,
+    wrote: Result<(), BuildError>,
+) -> Result<T, BuildError> {
+    match (stored, wrote) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Err(e), Err(w)) if broken_pipe(&w) => Err(e.into()),
+        (_, Err(w)) => Err(w),
+        (Err(e), Ok(())) => Err(e.into()),
+    }
 }
 
 /// What a step changes.
@@ -898,30 +920,34 @@ impl BuildRun<'_> {
                 let (mut r, h) = pipe_layer(p)?;
                 let added = store.add_layer(&mut r, below.as_ref());
                 drop(r);
-                join_writer(h)?;
-                cfg.rootfs.diff_ids.push(added?);
+                cfg.rootfs
+                    .diff_ids
+                    .push(first_cause(added, join_writer(h))?);
             }
             cfg.history.push(history);
             let bytes = serde_json::to_vec(&cfg).map_err(std::io::Error::other)?;
             let last = cfg.rootfs.diff_ids.len().saturating_sub(1);
             // Only if garbage collection took the new layer meanwhile: written again.
-            let mut writers = Vec::new();
-            let mut open = |i: usize| -> Result<Box<dyn Read>, ImageError> {
-                match layer.as_ref().filter(|_| i == last) {
-                    Some(p) => {
-                        let (r, h) = pipe_layer(p)?;
-                        writers.push(h);
-                        Ok(Box::new(r))
+            let mut writer = None;
+            let id = store.add_child_image(
+                &bytes,
+                &mut |i: usize| -> Result<Box<dyn Read>, ImageError> {
+                    match layer.as_ref().filter(|_| i == last) {
+                        Some(p) => {
+                            let (r, h) = pipe_layer(p)?;
+                            writer = Some(h);
+                            Ok(Box::new(r))
+                        }
+                        None => Err(ImageError::NotFound(format!("layer {i} of the build"))),
                     }
-                    None => Err(ImageError::NotFound(format!("layer {i} of the build"))),
-                }
+                },
+                parent.as_deref(),
+            );
+            let id = match writer {
+                Some(h) => first_cause(id, join_writer(h))?,
+                None => id?,
             };
-            let id = store.add_child_image(&bytes, &mut open, parent.as_deref());
-            drop(open);
-            for h in writers {
-                join_writer(h)?;
-            }
-            Ok::<_, BuildError>((id?, cfg))
+            Ok::<_, BuildError>((id, cfg))
         })
         .await?;
         *config = out.1;
