@@ -104,7 +104,7 @@ impl SqliteStore {
             live.clone(),
             config.max_batch,
         )?;
-        let checkpointer = checkpoint::spawn(path.clone())?;
+        let checkpointer = checkpoint::spawn(path.clone(), Arc::clone(&published))?;
         Ok(SqliteStore {
             _checkpointer: checkpointer,
             _lock: lock,
