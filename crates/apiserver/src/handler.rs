@@ -20,6 +20,7 @@ use crate::list::ListParams;
 use crate::patch::PatchType;
 use crate::patching::scale_of;
 use crate::table;
+use crate::watch::{WatchEvent, WatchFormat};
 
 /// The Kubernetes version the server reports.
 const KUBE_MINOR: &str = "32";
@@ -390,6 +391,10 @@ async fn resource_verb(
                 return watch_response(api, resource, ns, &params, representation, include_object)
                     .await;
             }
+            if representation == Representation::Json {
+                let bytes = api.list_json(resource, ns, &params).await?;
+                return Ok(http::raw_response(200, "application/json", bytes));
+            }
             let list = api.list(resource, ns, &params).await?;
             Ok(respond(representation, 200, &shown(&list)))
         }
@@ -504,10 +509,19 @@ async fn watch_response(
     representation: Representation,
     include_object: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
-    let events = api.watch(resource, namespace, params).await?;
+    let format = if representation == Representation::Json {
+        WatchFormat::JsonLines
+    } else {
+        WatchFormat::Values
+    };
+    let events = api.watch(resource, namespace, params, format).await?;
     let api = api.clone();
     let resource = resource.clone();
-    let stream = events.map(move |mut event| {
+    let stream = events.map(move |event| {
+        let mut event = match event {
+            WatchEvent::Line(line) => return Ok(Frame::data(line)),
+            WatchEvent::Value(event) => event,
+        };
         let kind = event["type"].as_str().unwrap_or("").to_string();
         if kind != "BOOKMARK" && kind != "ERROR" {
             let object = event["object"].take();

@@ -26,6 +26,7 @@ pub mod server;
 pub mod table;
 pub mod tokens;
 pub mod watch;
+pub mod wire;
 
 pub use api::Api;
 pub use error::ApiError;

@@ -2,7 +2,7 @@
 //! tokens that pin the store revision of the first page, `resourceVersion`.
 
 use base64::Engine;
-use berth_store::ListOptions;
+use berth_store::{KeyValue, ListOptions};
 use serde_json::{Value, json};
 
 use crate::api::Api;
@@ -10,6 +10,7 @@ use crate::catalog::ResourceType;
 use crate::error::ApiError;
 use crate::objects;
 use crate::selector::{FieldSelector, LabelSelector};
+use crate::wire::{self, Served};
 
 /// The list and watch parameters of a request.
 #[derive(Debug, Clone, Default)]
@@ -107,6 +108,27 @@ pub fn scan_prefix(
     }
 }
 
+/// The objects a list selected, as stored, with the list's revision and continue token.
+#[derive(Debug)]
+pub struct ListPage {
+    /// The selected keys in key order.
+    pub items: Vec<KeyValue>,
+    /// The revision the list was read at (its `resourceVersion`).
+    pub revision: i64,
+    /// `metadata.continue` when more objects follow.
+    pub continue_token: Option<String>,
+}
+
+impl ListPage {
+    fn metadata(&self) -> Value {
+        let mut metadata = json!({"resourceVersion": self.revision.to_string()});
+        if let Some(token) = &self.continue_token {
+            metadata["continue"] = json!(token);
+        }
+        metadata
+    }
+}
+
 impl Api {
     /// `LIST`: a `<Kind>List` of the selected objects.
     pub async fn list(
@@ -115,6 +137,71 @@ impl Api {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<Value, ApiError> {
+        let page = self.list_page(resource, namespace, params).await?;
+        let metadata = page.metadata();
+        let items = page
+            .items
+            .iter()
+            .map(|kv| objects::decode(kv, resource))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": metadata,
+            "items": items,
+        }))
+    }
+
+    /// `LIST` answered as JSON bytes: the same document as [`Api::list`] serialized, but
+    /// written from the stored bytes (see [`crate::wire`]); objects are parsed only to
+    /// apply selectors.
+    pub async fn list_json(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Vec<u8>, ApiError> {
+        let page = self.list_page(resource, namespace, params).await?;
+        let metadata = page.metadata();
+        let api_version = resource.api_version();
+        let served = Served {
+            api_version: &api_version,
+            kind: &resource.kind,
+        };
+        let size: usize = page.items.iter().map(|kv| kv.value.len() + 64).sum();
+        let mut out = Vec::with_capacity(size + 256);
+        out.extend_from_slice(b"{\"kind\":");
+        serde_json::to_writer(&mut out, &format!("{}List", resource.kind))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        out.extend_from_slice(b",\"apiVersion\":");
+        serde_json::to_writer(&mut out, &api_version)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        out.extend_from_slice(b",\"metadata\":");
+        serde_json::to_writer(&mut out, &metadata)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        out.extend_from_slice(b",\"items\":[");
+        for (i, kv) in page.items.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if !wire::write_served(&mut out, &kv.value, served, kv.mod_revision) {
+                let object = objects::decode(&kv, resource)?;
+                serde_json::to_writer(&mut out, &object)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+            }
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
+    /// Reads the keys a list selects: pages of the store (at the revision of the first one)
+    /// until `limit` objects passed the selectors or the keys end.
+    pub async fn list_page(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<ListPage, ApiError> {
         let prefix = scan_prefix(resource, namespace, params);
         let (mut revision, mut start_after) = match &params.continue_token {
             Some(token) => {
@@ -157,11 +244,12 @@ impl Api {
             })?;
             more = result.more;
             revision.get_or_insert(result.revision);
-            for kv in &result.items {
+            let page_last = result.items.last().map(|kv| kv.key.clone());
+            for kv in result.items {
                 last_key = Some(kv.key.clone());
-                let object = objects::decode(kv, resource)?;
-                if params.matches(&object) {
-                    items.push(object);
+                // Objects are parsed only when a selector has to look into them.
+                if !filtered || params.matches(&objects::decode(&kv, resource)?) {
+                    items.push(kv);
                     if params.limit > 0 && items.len() == params.limit {
                         break;
                     }
@@ -169,7 +257,7 @@ impl Api {
             }
             if params.limit > 0 && items.len() == params.limit {
                 // Whether keys follow the last one taken.
-                let taken_all = last_key.as_ref() == result.items.last().map(|kv| &kv.key);
+                let taken_all = last_key == page_last;
                 more = !taken_all || result.more;
                 list_revision = revision.unwrap_or(result.revision);
                 break;
@@ -180,16 +268,15 @@ impl Api {
             }
             start_after = last_key.clone();
         }
-        let mut metadata = json!({"resourceVersion": list_revision.to_string()});
-        if more && let Some(last) = last_key {
-            metadata["continue"] = json!(encode_token(list_revision, &last));
-        }
-        Ok(json!({
-            "kind": format!("{}List", resource.kind),
-            "apiVersion": resource.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }))
+        let continue_token = match (more, last_key) {
+            (true, Some(last)) => Some(encode_token(list_revision, &last)),
+            _ => None,
+        };
+        Ok(ListPage {
+            items,
+            revision: list_revision,
+            continue_token,
+        })
     }
 }
 

@@ -1,11 +1,16 @@
 //! `WATCH`: initial events for unset or `0` resourceVersions, store events translated into
 //! `ADDED`/`MODIFIED`/`DELETED` as seen through the selectors, `BOOKMARK`s, an `ERROR` with
 //! `410 Gone` when the history is compacted, and the request's timeout.
+//!
+//! A watch of plain JSON gets its object events as finished lines written from the stored
+//! bytes ([`WatchFormat::JsonLines`], see [`crate::wire`]): with a hundred watchers, each
+//! event is copied a hundred times, never parsed and re-serialized a hundred times.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_store::{Event, StoreError};
+use berth_store::{Event, KeyValue, StoreError};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -15,17 +20,44 @@ use crate::catalog::ResourceType;
 use crate::error::ApiError;
 use crate::list::{ListParams, scan_prefix};
 use crate::objects;
+use crate::wire::{self, Served};
 
 /// Interval of bookmarks when the client allows them.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
 /// Upstream's default watch timeout (`--min-request-timeout`).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
-/// One watch event as sent on the wire (`{"type": ..., "object": ...}`).
-pub type WatchEvent = Value;
+/// One watch event: a value (`{"type": ..., "object": ...}`) the caller still represents
+/// and serializes, or a finished line of JSON ending in a newline.
+#[derive(Debug, Clone)]
+pub enum WatchEvent {
+    /// The event as a value.
+    Value(Value),
+    /// The event serialized, newline included.
+    Line(Bytes),
+}
+
+impl WatchEvent {
+    /// The event as a value (parsing a line).
+    pub fn into_value(self) -> Value {
+        match self {
+            WatchEvent::Value(value) => value,
+            WatchEvent::Line(line) => serde_json::from_slice(&line).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// How a watch delivers object events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchFormat {
+    /// As values (for Table, metadata-only or YAML representations).
+    Values,
+    /// As finished JSON lines of the objects as served.
+    JsonLines,
+}
 
 fn event(kind: &str, object: Value) -> WatchEvent {
-    json!({"type": kind, "object": object})
+    WatchEvent::Value(json!({"type": kind, "object": object}))
 }
 
 fn bookmark(resource: &ResourceType, revision: i64, initial_end: bool) -> WatchEvent {
@@ -44,29 +76,72 @@ fn gone(message: &str) -> WatchEvent {
     event("ERROR", status)
 }
 
-/// Translates one store event into the watch event the client sees, if any.
-fn translate(resource: &ResourceType, params: &ListParams, e: &Event) -> Option<WatchEvent> {
-    match e {
-        Event::Put { kv, prev } => {
-            let object = objects::decode(kv, resource).ok()?;
-            let now = params.matches(&object);
-            let before = prev.as_ref().is_some_and(|p| {
-                objects::decode(p, resource)
-                    .map(|o| params.matches(&o))
-                    .unwrap_or(false)
-            });
-            match (prev.is_some() && before, now) {
-                (true, true) => Some(event("MODIFIED", object)),
-                (false, true) => Some(event("ADDED", object)),
-                (true, false) => Some(event("DELETED", object)),
-                (false, false) => None,
+/// Turns store values into the events of one watch.
+struct Translator {
+    resource: ResourceType,
+    api_version: String,
+    params: ListParams,
+    format: WatchFormat,
+}
+
+impl Translator {
+    fn new(resource: ResourceType, params: ListParams, format: WatchFormat) -> Self {
+        Translator {
+            api_version: resource.api_version(),
+            resource,
+            params,
+            format,
+        }
+    }
+
+    fn filtered(&self) -> bool {
+        !self.params.labels.is_empty() || !self.params.fields.is_empty()
+    }
+
+    /// Whether the stored object passes the selectors (parsed only if there are any).
+    fn matches(&self, kv: &KeyValue) -> bool {
+        !self.filtered()
+            || objects::decode(kv, &self.resource)
+                .map(|o| self.params.matches(&o))
+                .unwrap_or(false)
+    }
+
+    /// The event `kind` of the stored object `kv`.
+    fn event(&self, kind: &str, kv: &KeyValue) -> Option<WatchEvent> {
+        if self.format == WatchFormat::JsonLines {
+            let mut line = Vec::with_capacity(kv.value.len() + 96);
+            line.extend_from_slice(b"{\"type\":\"");
+            line.extend_from_slice(kind.as_bytes());
+            line.extend_from_slice(b"\",\"object\":");
+            let served = Served {
+                api_version: &self.api_version,
+                kind: &self.resource.kind,
+            };
+            if wire::write_served(&mut line, &kv.value, served, kv.mod_revision) {
+                line.extend_from_slice(b"}\n");
+                return Some(WatchEvent::Line(Bytes::from(line)));
             }
         }
-        Event::Delete { kv } => {
-            let object = objects::decode(kv, resource).ok()?;
-            params.matches(&object).then(|| event("DELETED", object))
+        let object = objects::decode(kv, &self.resource).ok()?;
+        Some(event(kind, object))
+    }
+
+    /// The watch event the client sees for one store event, if any.
+    fn translate(&self, e: &Event) -> Option<WatchEvent> {
+        match e {
+            Event::Put { kv, prev } => {
+                let now = self.matches(kv);
+                let before = prev.as_ref().is_some_and(|p| self.matches(p));
+                match (before, now) {
+                    (true, true) => self.event("MODIFIED", kv),
+                    (false, true) => self.event("ADDED", kv),
+                    (true, false) => self.event("DELETED", kv),
+                    (false, false) => None,
+                }
+            }
+            Event::Delete { kv } => self.matches(kv).then(|| self.event("DELETED", kv))?,
+            Event::Progress { .. } => None,
         }
-        Event::Progress { .. } => None,
     }
 }
 
@@ -77,6 +152,7 @@ impl Api {
         resource: &ResourceType,
         namespace: Option<&str>,
         params: &ListParams,
+        format: WatchFormat,
     ) -> Result<impl Stream<Item = WatchEvent> + Send + 'static, ApiError> {
         let (tx, rx) = mpsc::channel::<WatchEvent>(256);
         let requested = params
@@ -86,29 +162,30 @@ impl Api {
             .filter(|rv| *rv > 0);
         let initial = requested.is_none() || params.send_initial_events;
         let mut from = requested.unwrap_or(0);
+        let translator = Translator::new(resource.clone(), params.clone(), format);
         let mut initial_events = Vec::new();
         if initial {
             let mut list_params = params.clone();
             list_params.limit = 0;
             list_params.continue_token = None;
             list_params.resource_version_match = None;
-            let list = self.list(resource, namespace, &list_params).await?;
-            from = list["metadata"]["resourceVersion"]
-                .as_str()
-                .and_then(|rv| rv.parse().ok())
-                .unwrap_or(0);
-            if let Some(items) = list["items"].as_array() {
-                initial_events = items.iter().cloned().map(|o| event("ADDED", o)).collect();
-            }
+            let page = self.list_page(resource, namespace, &list_params).await?;
+            from = page.revision;
+            initial_events = page
+                .items
+                .iter()
+                .filter_map(|kv| translator.event("ADDED", kv))
+                .collect();
         }
         let prefix = scan_prefix(resource, namespace, params);
         let store_watch = self.store().watch(&prefix, from).await;
         let resource = resource.clone();
-        let params = params.clone();
         let timeout = params
             .timeout_seconds
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TIMEOUT);
+        let (send_initial_events, allow_bookmarks) =
+            (params.send_initial_events, params.allow_bookmarks);
         tokio::spawn(async move {
             let mut events = match store_watch {
                 Ok(events) => events,
@@ -129,7 +206,7 @@ impl Api {
                 }
             }
             let mut last = from;
-            if params.send_initial_events && params.allow_bookmarks {
+            if send_initial_events && allow_bookmarks {
                 let _ = tx.send(bookmark(&resource, last, true)).await;
             }
             let deadline = tokio::time::sleep(timeout);
@@ -140,7 +217,7 @@ impl Api {
                 tokio::select! {
                     _ = &mut deadline => return,
                     _ = tx.closed() => return,
-                    _ = ticker.tick(), if params.allow_bookmarks => {
+                    _ = ticker.tick(), if allow_bookmarks => {
                         if tx.send(bookmark(&resource, last, false)).await.is_err() {
                             return;
                         }
@@ -165,7 +242,7 @@ impl Api {
                         if let Event::Put { kv, .. } | Event::Delete { kv } = &e {
                             last = last.max(kv.mod_revision);
                         }
-                        if let Some(out) = translate(&resource, &params, &e)
+                        if let Some(out) = translator.translate(&e)
                             && tx.send(out).await.is_err()
                         {
                             return;
@@ -226,9 +303,15 @@ mod tests {
             ..Default::default()
         };
         let mut watch = Box::pin(
-            api.watch(&configmaps(), Some("default"), &params)
-                .await
-                .expect("watch"),
+            api.watch(
+                &configmaps(),
+                Some("default"),
+                &params,
+                WatchFormat::JsonLines,
+            )
+            .await
+            .expect("watch")
+            .map(WatchEvent::into_value),
         );
         put(&store, "a", "db").await;
         put(&store, "a", "db").await;
@@ -250,9 +333,15 @@ mod tests {
         put(&store, "a", "web").await;
         let api = Api::new(store.clone(), Catalog::default(), String::new());
         let mut watch = Box::pin(
-            api.watch(&configmaps(), Some("default"), &ListParams::default())
-                .await
-                .expect("watch"),
+            api.watch(
+                &configmaps(),
+                Some("default"),
+                &ListParams::default(),
+                WatchFormat::Values,
+            )
+            .await
+            .expect("watch")
+            .map(WatchEvent::into_value),
         );
         let first = watch.next().await.expect("initial");
         assert_eq!(first["type"], "ADDED");
@@ -271,9 +360,15 @@ mod tests {
             ..Default::default()
         };
         let mut watch = Box::pin(
-            api.watch(&configmaps(), Some("default"), &params)
-                .await
-                .expect("watch"),
+            api.watch(
+                &configmaps(),
+                Some("default"),
+                &params,
+                WatchFormat::JsonLines,
+            )
+            .await
+            .expect("watch")
+            .map(WatchEvent::into_value),
         );
         let e = watch.next().await.expect("error event");
         assert_eq!(e["type"], "ERROR");
