@@ -8,7 +8,9 @@
 #      dockerd + containerd + shims with the same 10.
 # Prints a markdown table with medians and ratios. Needs root, the peers from
 # ../shared/bench/peers/setup.sh (dockerd, the peer-bb:1 rootfs tar) and a release build of
-# berth (`cargo build --release -p berth`). Knobs: RUNS (default 20), BATCH_ITERS (5).
+# berth (`cargo build --release -p berth`). Knobs: RUNS (default 20), BATCH_ITERS (5),
+# BERTH_NETNS (a network namespace file: berth keeps its bridge and rules there instead of
+# the host's namespace, e.g. while another berth daemon owns berth0).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
@@ -21,7 +23,12 @@ BERTH=${BERTH_BIN:-${CARGO_TARGET_DIR:-$TOP/target}/release/berth}
 [ -x "$BERTH" ] || pb_die "no berth binary at $BERTH (cargo build --release -p berth)"
 [ -s "$PB_STATE/bb.tar" ] || pb_die "run $PEERS/setup.sh first"
 
-berth_bench_require_free_bridge
+BERTH_NET_ARGS=()
+if [ -n "${BERTH_NETNS:-}" ]; then
+    BERTH_NET_ARGS=(--network-namespace "$BERTH_NETNS")
+else
+    berth_bench_require_free_bridge
+fi
 WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
 BSOCK=$WORK/docker.sock
 BERTH_HOST=unix://$BSOCK
@@ -32,14 +39,14 @@ cleanup() {
     DOCKER_HOST=$BERTH_HOST docker rm -f $(DOCKER_HOST=$BERTH_HOST docker ps -aq 2>/dev/null) >/dev/null 2>&1 || true
     DOCKER_HOST=$PEER_HOST docker rm -f $(DOCKER_HOST=$PEER_HOST docker ps -aq --filter "label=$PB_LABEL" 2>/dev/null) >/dev/null 2>&1 || true
     if [ -n "$berth_pid" ]; then kill -TERM "$berth_pid" 2>/dev/null || true; wait "$berth_pid" 2>/dev/null || true; fi
-    berth_bench_remove_host_network
+    [ -n "${BERTH_NETNS:-}" ] || berth_bench_remove_host_network
     grep " $WORK/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 pb_start_dockerd
-"$BERTH" daemon --root "$WORK/root" --socket "$BSOCK" > "$OUT/berth.log" 2>&1 &
+"$BERTH" daemon --root "$WORK/root" --socket "$BSOCK" "${BERTH_NET_ARGS[@]}" > "$OUT/berth.log" 2>&1 &
 berth_pid=$!
 for _ in $(seq 100); do DOCKER_HOST=$BERTH_HOST docker version >/dev/null 2>&1 && break; sleep 0.1; done
 DOCKER_HOST=$BERTH_HOST docker version >/dev/null || pb_die "berth daemon did not start (see $OUT/berth.log)"
