@@ -132,7 +132,8 @@ fn exec_it_gives_a_shell_in_a_running_container() {
     d.docker_ok(&["run", "-d", "--name", "target", "busybox", "sleep", "1000"]);
     let t = Tmux::start(&d, "docker exec -it target sh");
     t.wait_for("/ #");
-    t.keys(&["echo $((1+2))-exec; tty", "Enter"]);
+    // The marker comes after tty's answer, so the screen holds both once it shows.
+    t.keys(&["tty; echo $((1+2))-exec", "Enter"]);
     let s = t.wait_for("3-exec");
     assert!(s.contains("/dev/pts/"), "{s}");
     t.keys(&["exit", "Enter"]);
