@@ -28,7 +28,8 @@ pub struct SqliteConfig {
     /// Idle reader connections kept open for reuse (count).
     pub readers: usize,
     /// Committed transactions buffered in memory for watchers (count); a watcher further
-    /// behind catches up from the events table.
+    /// behind catches up from the events table. The buffer keeps its last transactions
+    /// (values included) while any watch is open, so it is part of the server's footprint.
     pub watch_buffer: usize,
     /// A watch that delivered nothing for this long gets a `Progress` event (milliseconds);
     /// 0 turns progress events off.
@@ -40,7 +41,7 @@ impl Default for SqliteConfig {
         SqliteConfig {
             max_batch: 1024,
             readers: 8,
-            watch_buffer: 4096,
+            watch_buffer: 1024,
             progress_interval_ms: 5_000,
         }
     }
