@@ -107,6 +107,48 @@ fn push_and_pull_by_tag_and_digest_keep_id_and_digest() {
     let out = fresh.docker_ok(&["pull", &tagged]);
     assert!(out.contains("Status: Image is up to date for"), "{out}");
 
+    // Docker's per-layer sequence on the API stream (the CLI hides progress lines when not
+    // on a terminal): the layer is unpacked ("Extracting") after its download and reported
+    // "Pull complete" before the final digest line.
+    let fourth = Daemon::start();
+    let r = fourth.api(
+        "POST",
+        &format!("/v1.47/images/create?fromImage={name}&tag=v1"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&r.body)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON progress line"))
+        .collect();
+    let at = |status: &str| {
+        lines
+            .iter()
+            .position(|l| l["status"] == status)
+            .unwrap_or_else(|| panic!("no {status:?} in {lines:?}"))
+    };
+    let extracting = &lines[at("Extracting")];
+    assert!(
+        extracting["progressDetail"]["total"].as_u64() > Some(0),
+        "{extracting}"
+    );
+    assert_eq!(extracting["id"], lines[at("Pull complete")]["id"]);
+    let digest_line = lines
+        .iter()
+        .position(|l| {
+            l["status"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Digest: "))
+        })
+        .expect("digest line");
+    assert!(
+        at("Pulling fs layer") < at("Download complete")
+            && at("Download complete") <= at("Extracting")
+            && at("Extracting") < at("Pull complete")
+            && at("Pull complete") < digest_line,
+        "order of {lines:?}"
+    );
+
     // By digest, into a third daemon.
     let third = Daemon::start();
     let by_digest = format!("{name}@{digest}");
@@ -647,4 +689,126 @@ fn berth_cli_logs_in_pushes_and_pulls() {
         text(&out)
     );
     assert_eq!(inspect(&d, &tagged, "{{.Id}}"), id);
+}
+
+/// GETs manifest `reference` of `repo` from `host` accepting `media_type`: the bytes.
+fn manifest_bytes(host: &str, repo: &str, reference: &str, media_type: &str) -> Vec<u8> {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-H", &format!("Accept: {media_type}")])
+        .arg(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "GET manifest {repo}:{reference}");
+    out.stdout
+}
+
+/// PUTs `doc` as manifest `tag` of `repo` with its media type.
+fn put_manifest(host: &str, repo: &str, tag: &str, doc: &serde_json::Value) {
+    let media_type = doc["mediaType"].as_str().expect("mediaType");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["-H", &format!("Content-Type: {media_type}")])
+        .args(["--data-binary", &doc.to_string()])
+        .arg(format!("http://{host}/v2/{repo}/manifests/{tag}"))
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "201",
+        "PUT {repo}:{tag}"
+    );
+}
+
+/// A multi-platform document listing `entries` (manifest media type, bytes, architecture).
+fn platform_list(media_type: &str, entries: &[(&str, &[u8], &str)]) -> serde_json::Value {
+    use sha2::Digest as _;
+    let manifests: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(mt, bytes, arch)| {
+            serde_json::json!({
+                "mediaType": mt,
+                "digest": format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes))),
+                "size": bytes.len(),
+                "platform": {"architecture": arch, "os": "linux"},
+            })
+        })
+        .collect();
+    serde_json::json!({"schemaVersion": 2, "mediaType": media_type, "manifests": manifests})
+}
+
+#[test]
+#[ignore = "needs root"]
+fn pull_from_an_index_or_manifest_list_takes_the_linux_amd64_entry() {
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    let reg = Registry::start();
+    let host = reg.host();
+    let d = Daemon::start();
+    // busybox is the amd64 entry; another image stands in for arm64 and is listed first.
+    let amd_id = d.load_busybox("busybox:latest");
+    d.docker_ok(&["tag", "busybox:latest", &format!("{host}/multi/img:amd64")]);
+    d.docker_ok(&["push", &format!("{host}/multi/img:amd64")]);
+    let arm_id = import_big(&d, &format!("{host}/multi/img:arm64"), 1);
+    assert_ne!(arm_id, amd_id);
+    d.docker_ok(&["push", &format!("{host}/multi/img:arm64")]);
+
+    let amd = manifest_bytes(&host, "multi/img", "amd64", OCI_MANIFEST);
+    let arm = manifest_bytes(&host, "multi/img", "arm64", OCI_MANIFEST);
+    let index = platform_list(
+        OCI_INDEX,
+        &[(OCI_MANIFEST, &arm, "arm64"), (OCI_MANIFEST, &amd, "amd64")],
+    );
+    put_manifest(&host, "multi/img", "index", &index);
+    let fresh = Daemon::start();
+    let out = fresh.docker_ok(&["pull", &format!("{host}/multi/img:index")]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert_eq!(
+        inspect(&fresh, &format!("{host}/multi/img:index"), "{{.Id}}"),
+        amd_id,
+        "the OCI index must resolve to its linux/amd64 entry"
+    );
+
+    // The same with a Docker manifest list of Docker schema 2 manifests (skopeo converts).
+    if std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipping the Docker manifest list half: skopeo is not installed");
+        return;
+    }
+    for arch in ["amd64", "arm64"] {
+        let out = std::process::Command::new("skopeo")
+            .args(["copy", "-q", "--format", "v2s2"])
+            .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+            .arg(format!("docker://{host}/multi/img:{arch}"))
+            .arg(format!("docker://{host}/multi/img:{arch}-v2s2"))
+            .output()
+            .expect("skopeo");
+        assert!(out.status.success(), "skopeo copy: {}", text(&out));
+    }
+    let amd = manifest_bytes(&host, "multi/img", "amd64-v2s2", DOCKER_MANIFEST);
+    let arm = manifest_bytes(&host, "multi/img", "arm64-v2s2", DOCKER_MANIFEST);
+    for m in [&amd, &arm] {
+        let v: serde_json::Value = serde_json::from_slice(m).expect("manifest JSON");
+        assert_eq!(v["mediaType"], DOCKER_MANIFEST, "skopeo wrote schema 2");
+    }
+    let list = platform_list(
+        DOCKER_LIST,
+        &[
+            (DOCKER_MANIFEST, &arm, "arm64"),
+            (DOCKER_MANIFEST, &amd, "amd64"),
+        ],
+    );
+    put_manifest(&host, "multi/img", "list", &list);
+    let third = Daemon::start();
+    let out = third.docker_ok(&["pull", &format!("{host}/multi/img:list")]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert_eq!(
+        inspect(&third, &format!("{host}/multi/img:list"), "{{.Id}}"),
+        amd_id,
+        "the Docker manifest list must resolve to its linux/amd64 entry"
+    );
 }

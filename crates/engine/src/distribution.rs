@@ -4,7 +4,7 @@
 //! Docker's errors, and the translation of registry progress into Docker's JSON progress
 //! messages (`status`, `id`, `progressDetail`). The HTTP side is `api/distribution.rs`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -293,10 +293,19 @@ impl Engine {
             .or_else(|| reference.tag.clone())
             .unwrap_or_else(|| "latest".into());
         let announced = Mutex::new(HashSet::<String>::new());
-        let downloaded = Mutex::new(Vec::<String>::new());
+        let complete = Mutex::new(HashSet::<String>::new());
+        let early = Mutex::new(HashMap::<String, Value>::new());
         let send = |v: Value| {
             let _ = out.send(Step::Message(v));
         };
+        let announce = |id: &str| {
+            if lock(&announced).insert(id.to_string()) {
+                send(status("Pulling fs layer", Some(id)));
+            }
+        };
+        // Docker's per-layer sequence: Pulling fs layer, Waiting (beyond the concurrent
+        // downloads), Downloading, Verifying Checksum, Download complete, Extracting, Pull
+        // complete; layers download concurrently and unpack base first as they arrive.
         let progress = |p: Progress| match p {
             Progress::Resolved { .. } => {
                 send(status(
@@ -306,33 +315,52 @@ impl Engine {
             }
             Progress::Layers { .. } => {}
             Progress::Exists { digest } => send(status("Already exists", Some(&short(&digest)))),
+            Progress::Queued { digest, waiting } => {
+                let id = short(&digest);
+                announce(&id);
+                if waiting {
+                    send(status("Waiting", Some(&id)));
+                }
+            }
             Progress::Transferring {
                 digest,
                 current,
                 total,
             } => {
                 let id = short(&digest);
-                if lock(&announced).insert(id.clone()) {
-                    send(status("Pulling fs layer", Some(&id)));
-                }
+                announce(&id);
                 send(transfer("Downloading", &id, current, total));
             }
             Progress::Done { digest } | Progress::Mounted { digest } => {
                 let id = short(&digest);
-                if lock(&announced).insert(id.clone()) {
-                    send(status("Pulling fs layer", Some(&id)));
-                }
+                announce(&id);
                 send(status("Verifying Checksum", Some(&id)));
                 send(status("Download complete", Some(&id)));
-                lock(&downloaded).push(id);
+                lock(&complete).insert(id.clone());
+                if let Some(v) = lock(&early).remove(&id) {
+                    send(v);
+                }
             }
+            Progress::Unpacking {
+                digest,
+                current,
+                total,
+            } => {
+                // Unpacking starts while the blob still streams in; Docker shows it after
+                // "Download complete", so the latest early progress waits until then.
+                let id = short(&digest);
+                let v = transfer("Extracting", &id, current, total);
+                if lock(&complete).contains(&id) {
+                    send(v);
+                } else {
+                    lock(&early).insert(id, v);
+                }
+            }
+            Progress::Unpacked { digest } => send(status("Pull complete", Some(&short(&digest)))),
         };
         let report = client
             .pull(self.images.clone(), reference, &progress)
             .await?;
-        for id in lock(&downloaded).iter() {
-            send(status("Pull complete", Some(id)));
-        }
         send(status(format!("Digest: {}", report.manifest_digest), None));
         let fresh =
             before.as_deref() != Some(report.image_id.as_str()) || report.layers_downloaded > 0;
@@ -424,7 +452,11 @@ impl Engine {
                 total,
             } => send(transfer("Pushing", &short(&digest), current, total)),
             Progress::Done { digest } => send(status("Pushed", Some(&short(&digest)))),
-            Progress::Resolved { .. } | Progress::Layers { .. } => {}
+            Progress::Resolved { .. }
+            | Progress::Layers { .. }
+            | Progress::Queued { .. }
+            | Progress::Unpacking { .. }
+            | Progress::Unpacked { .. } => {}
         };
         let report = client
             .push(

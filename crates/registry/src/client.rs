@@ -3,6 +3,7 @@
 //! images between a registry and the local [`berth_image::ImageStore`].
 
 pub mod auth;
+mod follow;
 mod pull;
 mod push;
 
@@ -16,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 
 pub use auth::{Credentials, DockerConfig};
 use berth_image::Reference;
-pub use pull::PullReport;
+pub use pull::{CONCURRENT_DOWNLOADS, PullReport};
 pub use push::PushReport;
 
 /// Request body of the client.
@@ -105,6 +106,27 @@ pub enum Progress {
     },
     /// A blob was mounted from another repository instead of uploaded.
     Mounted {
+        /// Blob digest.
+        digest: String,
+    },
+    /// A layer will be downloaded; `waiting` when it queues behind the concurrent ones.
+    Queued {
+        /// Blob digest.
+        digest: String,
+        /// Whether it waits for a download slot.
+        waiting: bool,
+    },
+    /// Bytes of a downloaded layer blob unpacked into the image store so far.
+    Unpacking {
+        /// Blob digest.
+        digest: String,
+        /// Blob bytes unpacked so far.
+        current: u64,
+        /// Blob size.
+        total: u64,
+    },
+    /// A layer is unpacked and recorded in the image store.
+    Unpacked {
         /// Blob digest.
         digest: String,
     },

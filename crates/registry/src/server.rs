@@ -90,7 +90,7 @@ pub enum ServerError {
 pub(crate) struct Upload {
     repo: String,
     size: u64,
-    hasher: sha2::Sha256,
+    hasher: crate::name::Hasher,
 }
 
 /// Shared by every request.

@@ -1,23 +1,40 @@
 //! Pull: resolve the manifest (an index or list picks linux/amd64), fetch and verify the
-//! config, download only the layers the image store lacks (each verified against its
-//! descriptor digest into a temp file beside the store), then add the image in one step so
-//! an interrupted pull leaves no half image.
+//! config, then download the layers the image store lacks, up to [`CONCURRENT_DOWNLOADS`]
+//! at a time, each into a temp file beside the store and hashed as it streams, while the
+//! store unpacks them base first from those same files as the bytes arrive
+//! ([`super::follow`]). A layer finishes unpacking only after its blob matched its digest,
+//! and the image is registered only after every layer did, so an interrupted pull leaves
+//! no half image (only whole, verified layers, which a retry reuses).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use sha2::Digest as _;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 
 use berth_image::{ImageStore, Reference};
 
+use super::follow::Growing;
 use super::{
     ClientError, Endpoint, Progress, ProgressFn, RegistryClient, expect, no_body, read_small,
 };
 use crate::manifest::{ACCEPT_ALL, Manifest};
-use crate::name::Digest;
+use crate::name::{Digest, Hasher};
+
+/// Layers downloaded at once (dockerd's default `max-concurrent-downloads`).
+pub const CONCURRENT_DOWNLOADS: usize = 3;
+
+/// Bytes between two published (flushed) points of a download, and between two progress
+/// messages.
+const PUBLISH_EVERY: u64 = 512 << 10;
+
+/// A download that receives nothing for this long fails: the unpacking thread holds the
+/// image store's lock while it waits for the bytes, so a stalled registry must not hold
+/// it for ever.
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What a pull did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +99,20 @@ impl RegistryClient {
         &self,
         ep: &Endpoint,
         digest: &str,
-        dest: &std::path::Path,
+        dest: &Path,
+        progress: ProgressFn<'_>,
+    ) -> Result<u64, ClientError> {
+        self.download(ep, digest, dest, None, progress).await
+    }
+
+    /// Downloads blob `digest` to `dest`, hashing as it streams; with `growing`, publishes
+    /// each flushed stretch to its reader and marks it complete once the digest matched.
+    async fn download(
+        &self,
+        ep: &Endpoint,
+        digest: &str,
+        dest: &Path,
+        growing: Option<&Growing>,
         progress: ProgressFn<'_>,
     ) -> Result<u64, ClientError> {
         let url = ep.url(&format!("blobs/{digest}"));
@@ -116,9 +146,16 @@ impl RegistryClient {
         let mut body = resp.into_body();
         let mut out =
             tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(dest).await?);
-        let mut hasher = sha2::Sha256::new();
+        let mut hasher = Hasher::new();
         let (mut current, mut reported) = (0u64, 0u64);
-        while let Some(frame) = body.frame().await {
+        loop {
+            let frame = tokio::time::timeout(STALL, body.frame())
+                .await
+                .map_err(|_| ClientError::Http {
+                    url: url.clone(),
+                    source: format!("no data for {} s", STALL.as_secs()).into(),
+                })?;
+            let Some(frame) = frame else { break };
             let frame = frame.map_err(|e| ClientError::Http {
                 url: url.clone(),
                 source: Box::new(e),
@@ -127,8 +164,12 @@ impl RegistryClient {
                 hasher.update(&data);
                 out.write_all(&data).await?;
                 current += data.len() as u64;
-                if current - reported >= 512 << 10 {
+                if current - reported >= PUBLISH_EVERY {
                     reported = current;
+                    if let Some(g) = growing {
+                        out.flush().await?;
+                        g.publish(current);
+                    }
                     progress(Progress::Transferring {
                         digest: digest.to_string(),
                         current,
@@ -138,7 +179,7 @@ impl RegistryClient {
             }
         }
         out.flush().await?;
-        let actual = Digest::from_hasher(hasher);
+        let actual = hasher.finish();
         if actual.as_str() != digest {
             let _ = tokio::fs::remove_file(dest).await;
             return Err(ClientError::DigestMismatch {
@@ -146,6 +187,10 @@ impl RegistryClient {
                 expected: digest.to_string(),
                 actual: actual.to_string(),
             });
+        }
+        if let Some(g) = growing {
+            g.publish(current);
+            g.complete();
         }
         progress(Progress::Done {
             digest: digest.to_string(),
@@ -202,40 +247,86 @@ impl RegistryClient {
                 .await
                 .map_err(std::io::Error::other)??
         };
-        let mut paths: Vec<Option<PathBuf>> = vec![None; manifest.layers.len()];
-        let mut bytes = 0;
-        for (i, layer) in manifest.layers.iter().enumerate() {
+        let layers = &manifest.layers;
+        let mut files: Vec<Option<Arc<Growing>>> = vec![None; layers.len()];
+        for (i, layer) in layers.iter().enumerate() {
             if !missing.contains(&i) {
                 progress(Progress::Exists {
                     digest: layer.digest.clone(),
                 });
                 continue;
             }
-            let path = tmp.path().join(format!("layer{i}"));
-            bytes += self.fetch_blob(&ep, &layer.digest, &path, progress).await?;
-            paths[i] = Some(path);
+            let growing = Growing::new(tmp.path().join(format!("layer{i}")));
+            tokio::fs::File::create(growing.path()).await?;
+            files[i] = Some(growing);
         }
+        for (n, &i) in missing.iter().enumerate() {
+            if let Some(layer) = layers.get(i) {
+                progress(Progress::Queued {
+                    digest: layer.digest.clone(),
+                    waiting: n >= CONCURRENT_DOWNLOADS,
+                });
+            }
+        }
+        let files = Abandon(files);
         let tag = reference
             .tag
             .as_ref()
             .map(|t| format!("{}:{t}", reference.name()));
         let repo_digest = format!("{}@{top_digest}", reference.name());
-        let layers_downloaded = paths.iter().flatten().count();
-        let id = tokio::task::spawn_blocking(move || {
-            let mut open = |i: usize| -> Result<Box<dyn std::io::Read>, berth_image::ImageError> {
-                let path = paths.get(i).cloned().flatten().ok_or_else(|| {
-                    berth_image::ImageError::NotFound(format!("layer {i} was not downloaded"))
-                })?;
-                Ok(Box::new(std::io::BufReader::new(std::fs::File::open(
-                    path,
-                )?)))
-            };
-            store.add_image(&config, &mut open, tag.as_deref(), Some(&repo_digest))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
+
+        // The store unpacks on a blocking thread, reading each layer's file as it grows and
+        // reporting through `events`.
+        let (events, mut unpacked) = mpsc::unbounded_channel();
+        let mut unpack = {
+            let (store, config, files) = (store.clone(), config.clone(), files.0.clone());
+            let sizes: Vec<(String, u64)> =
+                layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
+            tokio::task::spawn_blocking(move || {
+                unpack_all(&store, &config, &files, &sizes, &events, tag, repo_digest)
+            })
+        };
+        let queue: Vec<(String, Arc<Growing>)> = missing
+            .iter()
+            .filter_map(|&i| Some((layers.get(i)?.digest.clone(), files.0.get(i)?.clone()?)))
+            .collect();
+        let ep = &ep;
+        let downloads = futures::stream::iter(queue)
+            .map(|(digest, g)| async move {
+                let r = self
+                    .download(ep, &digest, g.path(), Some(&g), progress)
+                    .await;
+                if let Err(e) = &r {
+                    g.fail(&e.to_string());
+                }
+                r
+            })
+            .buffer_unordered(CONCURRENT_DOWNLOADS)
+            .try_fold(0u64, |sum, n| async move { Ok(sum + n) });
+        tokio::pin!(downloads);
+        let mut bytes = None;
+        let id = loop {
+            tokio::select! {
+                Some(p) = unpacked.recv() => progress(p),
+                r = &mut downloads, if bytes.is_none() => match r {
+                    Ok(n) => bytes = Some(n),
+                    Err(e) => {
+                        // The unpacker sees the failure at its next read and gives up.
+                        files.fail_all(&e.to_string());
+                        let _ = (&mut unpack).await;
+                        return Err(e);
+                    }
+                },
+                r = &mut unpack => break r.map_err(std::io::Error::other)?,
+            }
+        };
+        while let Ok(p) = unpacked.try_recv() {
+            progress(p);
+        }
+        let id = id?;
+        let bytes = bytes.unwrap_or(0);
+        let layers_downloaded = missing.len();
         tracing::info!(reference = %reference.name(), digest = %top_digest, layers_downloaded, bytes, "pulled");
-        drop(tmp);
         Ok(PullReport {
             image_id: id.to_string(),
             manifest_digest: top_digest.to_string(),
@@ -243,4 +334,68 @@ impl RegistryClient {
             bytes_downloaded: bytes,
         })
     }
+}
+
+/// The growing layer files of a pull; dropping it (the pull finished, failed or was
+/// abandoned mid-way) fails every file not yet complete, so the unpacking thread never
+/// waits for bytes that will not come.
+struct Abandon(Vec<Option<Arc<Growing>>>);
+
+impl Abandon {
+    fn fail_all(&self, why: &str) {
+        for g in self.0.iter().flatten() {
+            g.fail(why);
+        }
+    }
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        self.fail_all("pull abandoned");
+    }
+}
+
+/// Unpacks the missing layers into `store` base first from their growing files, reporting
+/// `Extracting` progress and each finished layer, then registers the image.
+fn unpack_all(
+    store: &ImageStore,
+    config: &[u8],
+    files: &[Option<Arc<Growing>>],
+    sizes: &[(String, u64)],
+    events: &mpsc::UnboundedSender<Progress>,
+    tag: Option<String>,
+    repo_digest: String,
+) -> Result<berth_image::Digest, ClientError> {
+    // `add_image` opens layer i only after layer i-1 is unpacked: the previous one is done.
+    let mut current: Option<usize> = None;
+    let finished = |i: Option<usize>| {
+        if let Some((digest, _)) = i.and_then(|i| sizes.get(i)) {
+            let _ = events.send(Progress::Unpacked {
+                digest: digest.clone(),
+            });
+        }
+    };
+    let mut open = |i: usize| -> Result<Box<dyn std::io::Read>, berth_image::ImageError> {
+        finished(current.replace(i));
+        let growing = files.get(i).cloned().flatten().ok_or_else(|| {
+            berth_image::ImageError::NotFound(format!("layer {i} was not downloaded"))
+        })?;
+        let (digest, total) = sizes.get(i).cloned().unwrap_or_default();
+        let events = events.clone();
+        let mut reported = 0u64;
+        let on_read = Box::new(move |current: u64| {
+            if current - reported >= PUBLISH_EVERY || current == total {
+                reported = current;
+                let _ = events.send(Progress::Unpacking {
+                    digest: digest.clone(),
+                    current,
+                    total,
+                });
+            }
+        });
+        Ok(Box::new(growing.reader(on_read)?))
+    };
+    let id = store.add_image(config, &mut open, tag.as_deref(), Some(&repo_digest))?;
+    finished(current);
+    Ok(id)
 }

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use sha2::Digest as _;
 use tokio::io::AsyncWriteExt;
 
 use super::error::{ApiError, Code};
 use super::{Body, State, Upload, blocking, empty, query, set};
-use crate::name::{Digest, valid_name};
+use crate::name::{Digest, Hasher, valid_name};
 
 /// Write buffer between the socket and the upload file.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -77,7 +76,7 @@ async fn start(
     let mut up = Upload {
         repo: name.clone(),
         size: 0,
-        hasher: sha2::Sha256::new(),
+        hasher: Hasher::new(),
     };
     if let Some(d) = q.get("digest") {
         let digest =
@@ -148,7 +147,7 @@ async fn commit(
     digest: Digest,
 ) -> Result<Response<Body>, ApiError> {
     let path = state.storage.upload_path(id);
-    let actual = Digest::from_hasher(up.hasher);
+    let actual = up.hasher.finish();
     if actual != digest {
         let _ = tokio::fs::remove_file(&path).await;
         return Err(ApiError::new(
