@@ -82,7 +82,10 @@ pub fn run(args: RegistryArgs) -> anyhow::Result<()> {
             wait_for_signal().await;
             stop.cancel();
         });
-        berth_registry::server::run(config, shutdown)
+        // When idle, the code of the last requests and freed heap leave the resident set.
+        let trim: berth_registry::server::IdleHook =
+            std::sync::Arc::new(berth_runtime::trim_resident);
+        berth_registry::server::run_with_idle_hook(config, shutdown, Some(trim))
             .await
             .context("registry server")
     })

@@ -12,6 +12,7 @@ mod uploads;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -93,8 +94,44 @@ pub(crate) struct Upload {
     hasher: crate::name::Hasher,
 }
 
+/// Called on a blocking thread once the server has gone quiet (no request in flight and
+/// none ended for [`IDLE_AFTER`]): the binary passes a function that gives memory back.
+pub type IdleHook = Arc<dyn Fn() + Send + Sync>;
+
+/// Quiet time after the last request before the [`IdleHook`] runs.
+const IDLE_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Requests being handled and how many have ended, to notice an idle server.
+#[derive(Debug, Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    ended: AtomicU64,
+}
+
+/// Runs `hook` each time the server becomes idle (once per quiet spell, and once after
+/// start).
+async fn when_idle(activity: Arc<Activity>, hook: IdleHook, shutdown: CancellationToken) {
+    let mut done_at = u64::MAX;
+    let mut seen = activity.ended.load(Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(IDLE_AFTER) => {}
+        }
+        let ended = activity.ended.load(Ordering::Relaxed);
+        let quiet = ended == seen && activity.in_flight.load(Ordering::Relaxed) == 0;
+        seen = ended;
+        if quiet && done_at != ended {
+            done_at = ended;
+            let hook = hook.clone();
+            let _ = tokio::task::spawn_blocking(move || hook()).await;
+        }
+    }
+}
+
 /// Shared by every request.
 pub(crate) struct State {
+    activity: Arc<Activity>,
     storage: Storage,
     uploads: Mutex<HashMap<String, Upload>>,
     auth: Option<auth::Htpasswd>,
@@ -103,10 +140,19 @@ pub(crate) struct State {
 
 /// Binds `config.addr` and serves until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServerError> {
+    run_with_idle_hook(config, shutdown, None).await
+}
+
+/// [`run`], calling `idle` whenever the server has become idle.
+pub async fn run_with_idle_hook(
+    config: Config,
+    shutdown: CancellationToken,
+    idle: Option<IdleHook>,
+) -> Result<(), ServerError> {
     let listener = TcpListener::bind(&config.addr)
         .await
         .map_err(|e| ServerError::Bind(config.addr.clone(), e))?;
-    serve(config, listener, shutdown).await
+    serve_with_idle_hook(config, listener, shutdown, idle).await
 }
 
 /// Serves on an already bound listener until `shutdown` is cancelled.
@@ -114,6 +160,16 @@ pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    serve_with_idle_hook(config, listener, shutdown, None).await
+}
+
+/// [`serve`], calling `idle` whenever the server has become idle.
+pub async fn serve_with_idle_hook(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    idle: Option<IdleHook>,
 ) -> Result<(), ServerError> {
     let storage = Storage::open(&config.root)?;
     let auth = match &config.htpasswd {
@@ -124,7 +180,12 @@ pub async fn serve(
         (Some(c), Some(k)) => Some(auth::tls_acceptor(c, k)?),
         _ => None,
     };
+    let activity = Arc::new(Activity::default());
+    if let Some(hook) = idle {
+        tokio::spawn(when_idle(activity.clone(), hook, shutdown.clone()));
+    }
     let state = Arc::new(State {
+        activity,
         storage,
         uploads: Mutex::new(HashMap::new()),
         auth,
@@ -173,7 +234,9 @@ where
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let span = tracing::debug_span!("request", method = %req.method(), path = %req.uri().path());
-    async {
+    let activity = state.activity.clone();
+    activity.in_flight.fetch_add(1, Ordering::Relaxed);
+    let resp = async {
         let realm = state.realm.clone();
         let mut resp = match route(state, req).await {
             Ok(r) => r,
@@ -190,7 +253,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         resp
     }
     .instrument(span)
-    .await
+    .await;
+    activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+    activity.ended.fetch_add(1, Ordering::Relaxed);
+    resp
 }
 
 /// What a `/v2/<name>/...` path addresses.

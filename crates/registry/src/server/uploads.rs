@@ -4,18 +4,19 @@
 //! is computed while bytes arrive; a blob becomes visible only after it matched and was
 //! synced and renamed into place.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::io::AsyncWriteExt;
 
 use super::error::{ApiError, Code};
 use super::{Body, State, Upload, blocking, empty, query, set};
 use crate::name::{Digest, Hasher, valid_name};
 
-/// Write buffer between the socket and the upload file.
+/// Bytes gathered from the socket before a blocking thread hashes and writes them.
 const WRITE_BUFFER: usize = 1 << 20;
 
 /// Dispatches an upload request by method.
@@ -169,6 +170,11 @@ async fn commit(
 
 /// Appends a request body to the upload file, hashing as it goes; on failure the file and
 /// digest state are rolled back so the client may retry the chunk.
+///
+/// The bytes are gathered into batches of [`WRITE_BUFFER`] that a blocking thread hashes
+/// and writes while the next batch arrives: the server's single runtime thread only moves
+/// buffers, concurrent uploads hash on as many cores as there are, and no thread is held
+/// by a slow client between batches.
 async fn append(
     state: &Arc<State>,
     id: &str,
@@ -177,40 +183,93 @@ async fn append(
 ) -> Result<(), ApiError> {
     let path = state.storage.upload_path(id);
     let io = |e: std::io::Error| ApiError::new(Code::Internal, e.to_string());
-    let file = tokio::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .append(true)
         .open(&path)
-        .await
         .map_err(io)?;
-    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-    let mut hasher = up.hasher.clone();
-    let mut size = up.size;
+    let mut sink = Some(Sink {
+        file,
+        hasher: up.hasher.clone(),
+        size: up.size,
+    });
+    let mut in_flight: Option<tokio::task::JoinHandle<std::io::Result<Sink>>> = None;
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batched = 0usize;
     let result: Result<(), ApiError> = async {
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ApiError::new(Code::BlobUploadInvalid, e.to_string()))?;
-            if let Ok(data) = frame.into_data() {
-                hasher.update(&data);
-                size += data.len() as u64;
-                out.write_all(&data).await.map_err(io)?;
+        loop {
+            let frame = body.frame().await;
+            let end = frame.is_none();
+            if let Some(frame) = frame {
+                let frame =
+                    frame.map_err(|e| ApiError::new(Code::BlobUploadInvalid, e.to_string()))?;
+                if let Ok(data) = frame.into_data() {
+                    batched += data.len();
+                    batch.push(data);
+                }
+            }
+            if batched < WRITE_BUFFER && !end {
+                continue;
+            }
+            // One batch at a time: wait for the previous one, then hand this one over.
+            if let Some(task) = in_flight.take() {
+                sink = Some(joined(task).await?);
+            }
+            if !batch.is_empty() {
+                let mut s = sink
+                    .take()
+                    .ok_or_else(|| io(std::io::Error::other("no sink")))?;
+                let work = std::mem::take(&mut batch);
+                batched = 0;
+                in_flight = Some(tokio::task::spawn_blocking(move || {
+                    for b in &work {
+                        s.hasher.update(b);
+                        s.file.write_all(b)?;
+                        s.size += b.len() as u64;
+                    }
+                    Ok(s)
+                }));
+            }
+            if end {
+                if let Some(task) = in_flight.take() {
+                    sink = Some(joined(task).await?);
+                }
+                return Ok(());
             }
         }
-        out.flush().await.map_err(io)
     }
     .await;
-    match result {
-        Ok(()) => {
-            up.hasher = hasher;
-            up.size = size;
+    match (result, sink) {
+        (Ok(()), Some(s)) => {
+            up.hasher = s.hasher;
+            up.size = s.size;
             Ok(())
         }
-        Err(e) => {
-            drop(out);
-            if let Ok(f) = tokio::fs::OpenOptions::new().write(true).open(&path).await {
-                let _ = f.set_len(up.size).await;
+        (result, _) => {
+            // Let a batch still being written finish before cutting the file back.
+            if let Some(task) = in_flight.take() {
+                let _ = task.await;
             }
-            Err(e)
+            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                let _ = f.set_len(up.size);
+            }
+            Err(result
+                .err()
+                .unwrap_or_else(|| ApiError::new(Code::Internal, "upload sink lost")))
         }
     }
+}
+
+/// The upload file and its running digest, owned by whichever batch is being written.
+struct Sink {
+    file: std::fs::File,
+    hasher: Hasher,
+    size: u64,
+}
+
+async fn joined(task: tokio::task::JoinHandle<std::io::Result<Sink>>) -> Result<Sink, ApiError> {
+    task.await
+        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
+        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))
 }
 
 fn take(state: &Arc<State>, name: &str, id: &str) -> Result<Upload, ApiError> {
