@@ -303,3 +303,24 @@ impl Catalog {
         openapi::v3_document(path, self.crds.values())
     }
 }
+
+#[cfg(test)]
+impl ResourceType {
+    /// core/v1 ConfigMaps, for the unit tests of the request side.
+    pub(crate) fn configmaps() -> Self {
+        ResourceType {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+            singular: "configmap".into(),
+            short_names: vec![],
+            namespaced: true,
+            verbs: vec![],
+            categories: vec![],
+            status_subresource: false,
+            scale_subresource: None,
+            custom: false,
+        }
+    }
+}

@@ -141,20 +141,7 @@ mod tests {
 
     #[test]
     fn default_table_has_name_and_age() {
-        let rt = ResourceType {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "ConfigMap".into(),
-            plural: "configmaps".into(),
-            singular: String::new(),
-            short_names: vec![],
-            namespaced: true,
-            verbs: vec![],
-            categories: vec![],
-            status_subresource: false,
-            scale_subresource: None,
-            custom: false,
-        };
+        let rt = ResourceType::configmaps();
         let object =
             json!({"metadata": {"name": "a", "creationTimestamp": "2020-01-01T00:00:00Z"}});
         let t = table(&Catalog::default(), &rt, &[object], json!({}), None);

@@ -264,23 +264,6 @@ mod tests {
     use crate::memory::MemoryStore;
     use berth_store::Store;
 
-    fn configmaps() -> ResourceType {
-        ResourceType {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "ConfigMap".into(),
-            plural: "configmaps".into(),
-            singular: "configmap".into(),
-            short_names: vec![],
-            namespaced: true,
-            verbs: vec![],
-            categories: vec![],
-            status_subresource: false,
-            scale_subresource: None,
-            custom: false,
-        }
-    }
-
     async fn put(store: &MemoryStore, name: &str, app: &str) -> i64 {
         let key = format!("/registry/configmaps/default/{name}");
         let body =
@@ -304,7 +287,7 @@ mod tests {
         };
         let mut watch = Box::pin(
             api.watch(
-                &configmaps(),
+                &ResourceType::configmaps(),
                 Some("default"),
                 &params,
                 WatchFormat::JsonLines,
@@ -334,7 +317,7 @@ mod tests {
         let api = Api::new(store.clone(), Catalog::default(), String::new());
         let mut watch = Box::pin(
             api.watch(
-                &configmaps(),
+                &ResourceType::configmaps(),
                 Some("default"),
                 &ListParams::default(),
                 WatchFormat::Values,
@@ -361,7 +344,7 @@ mod tests {
         };
         let mut watch = Box::pin(
             api.watch(
-                &configmaps(),
+                &ResourceType::configmaps(),
                 Some("default"),
                 &params,
                 WatchFormat::JsonLines,

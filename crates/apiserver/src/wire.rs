@@ -171,25 +171,8 @@ mod tests {
     use berth_store::KeyValue;
     use serde_json::json;
 
-    fn configmaps() -> ResourceType {
-        ResourceType {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "ConfigMap".into(),
-            plural: "configmaps".into(),
-            singular: "configmap".into(),
-            short_names: vec![],
-            namespaced: true,
-            verbs: vec![],
-            categories: vec![],
-            status_subresource: false,
-            scale_subresource: None,
-            custom: false,
-        }
-    }
-
     fn both(stored: &[u8]) -> (Vec<u8>, Vec<u8>) {
-        let resource = configmaps();
+        let resource = ResourceType::configmaps();
         let kv = KeyValue {
             key: "/registry/configmaps/default/a".into(),
             value: stored.to_vec(),
