@@ -105,3 +105,51 @@ fn cp_both_directions_export_diff_commit() {
     );
     assert_eq!(d.docker_ok(&["run", "--rm", "committed:1"]), "inside");
 }
+
+/// Feeds `lines` to the stdin of `docker ARGS` one at a time, 100 ms apart, and returns
+/// what it printed; gives up after 30 s (a stalled stream must fail, not hang the suite).
+fn streamed(d: &Daemon, args: &[&str], lines: usize) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = d
+        .docker_cmd(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for i in 0..lines {
+        stdin
+            .write_all(format!("line-{i}\n").as_bytes())
+            .expect("write");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(stdin);
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(out) => out.expect("docker output"),
+        Err(_) => {
+            berth_tests::daemon::signal(pid, 9);
+            panic!("docker {args:?} stalled with its input streamed");
+        }
+    };
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A program that splices its stdin into its stdout (busybox cat uses sendfile) holds the
+/// stdout pipe's lock while it waits for input; input arriving bit by bit must still flow.
+#[test]
+#[ignore = "needs root"]
+fn stdin_streamed_bit_by_bit_reaches_cat() {
+    let d = daemon_with_container();
+    let want: String = (0..8).map(|i| format!("line-{i}\n")).collect();
+    assert_eq!(streamed(&d, &["exec", "-i", "box", "cat"], 8), want);
+    assert_eq!(
+        streamed(&d, &["run", "-i", "--rm", "busybox", "cat"], 8),
+        want
+    );
+}

@@ -1,7 +1,12 @@
 //! One process the shim supervises (the container's init or an exec): its stdio ends on the
-//! shim's side, its pid and pidfd, and its exit. Without a terminal stdout and stderr are two
-//! pipes and stdin a socket pair (so writes to a closed stdin give EPIPE, never SIGPIPE);
-//! with one, the PTY master arrives over a console socket (the OCI console-socket protocol).
+//! shim's side, its pid and pidfd, and its exit. Without a terminal stdin, stdout and stderr
+//! are three pipes (the shim ignores SIGPIPE, so a write to a closed stdin gives EPIPE); with
+//! one, the PTY master arrives over a console socket (the OCI console-socket protocol).
+//!
+//! Stdin is a pipe, not a socket pair: a process that splices its stdin into its stdout
+//! (busybox `cat` uses sendfile) holds the stdout pipe's lock while it waits on a socket for
+//! input, and the shim's next read of stdout then waits for that lock while the input it
+//! would deliver waits for the shim. Waiting on an empty pipe releases the lock.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -9,7 +14,6 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use crate::ExitStatus;
 use crate::executor::ProcessIo;
@@ -104,13 +108,7 @@ impl Proc {
         io.stdout = Some(out_w);
         io.stderr = Some(err_w);
         if open_stdin {
-            let (ours, theirs) = socketpair(
-                AddressFamily::Unix,
-                SockType::Stream,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(io::Error::from)?;
+            let (theirs, ours) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
             nonblocking(&ours)?;
             proc.stdin = Some(ours);
             io.stdin = Some(theirs);
@@ -213,11 +211,9 @@ impl Proc {
                 }
             }
         }
-        if self.stdin_eof
-            && !self.tty
-            && let Some(fd) = self.stdin.take()
-        {
-            let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+        if self.stdin_eof && !self.tty {
+            // Closing the pipe's only write end is the process' end of file.
+            drop(self.stdin.take());
         }
     }
 }
