@@ -165,17 +165,6 @@ impl Proc {
         if !out.open {
             return None;
         }
-        // A blocking read here would stall the whole shim. The pipe's file description was
-        // once found without O_NONBLOCK (shim blocked in read, CI, cause not found), so the
-        // flag is checked, and set again, before each read.
-        if fcntl(out.fd.as_raw_fd(), FcntlArg::F_GETFL)
-            .is_ok_and(|f| !OFlag::from_bits_truncate(f).contains(OFlag::O_NONBLOCK))
-        {
-            tracing::warn!(stream = ?out.stream, "output pipe lost O_NONBLOCK; setting it again");
-            if nonblocking(&out.fd).is_err() {
-                return None;
-            }
-        }
         match nix::unistd::read(out.fd.as_raw_fd(), buf) {
             Ok(0) => {
                 out.open = false;
