@@ -193,11 +193,18 @@ fn daemon_killed_during_run_restarts_consistent() {
             );
             d.docker_ok(&["rm", "-f", id]);
         }
-        let left: Vec<_> = std::fs::read_dir(d.root().join("containers"))
-            .expect("containers dir")
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert!(left.is_empty(), "leftovers on disk: {left:?}");
+        // A removed container's files go in the background: allow them a moment.
+        let left = || -> Vec<_> {
+            std::fs::read_dir(d.root().join("containers"))
+                .expect("containers dir")
+                .flatten()
+                .map(|e| e.file_name())
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !left().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(left().is_empty(), "leftovers on disk: {:?}", left());
     }
 }
