@@ -264,6 +264,19 @@ mod tests {
     use crate::memory::MemoryStore;
     use berth_store::Store;
 
+    /// A watch of the ConfigMaps in `default`, as event values.
+    async fn watch_configmaps(
+        api: &Arc<Api>,
+        params: &ListParams,
+        format: WatchFormat,
+    ) -> std::pin::Pin<Box<dyn Stream<Item = serde_json::Value> + Send>> {
+        let events = api
+            .watch(&ResourceType::configmaps(), Some("default"), params, format)
+            .await
+            .expect("watch");
+        Box::pin(events.map(WatchEvent::into_value))
+    }
+
     async fn put(store: &MemoryStore, name: &str, app: &str) -> i64 {
         let key = format!("/registry/configmaps/default/{name}");
         let body =
@@ -285,17 +298,7 @@ mod tests {
             resource_version: Some(rv.to_string()),
             ..Default::default()
         };
-        let mut watch = Box::pin(
-            api.watch(
-                &ResourceType::configmaps(),
-                Some("default"),
-                &params,
-                WatchFormat::JsonLines,
-            )
-            .await
-            .expect("watch")
-            .map(WatchEvent::into_value),
-        );
+        let mut watch = watch_configmaps(&api, &params, WatchFormat::JsonLines).await;
         put(&store, "a", "db").await;
         put(&store, "a", "db").await;
         put(&store, "a", "web").await;
@@ -315,17 +318,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         put(&store, "a", "web").await;
         let api = Api::new(store.clone(), Catalog::default(), String::new());
-        let mut watch = Box::pin(
-            api.watch(
-                &ResourceType::configmaps(),
-                Some("default"),
-                &ListParams::default(),
-                WatchFormat::Values,
-            )
-            .await
-            .expect("watch")
-            .map(WatchEvent::into_value),
-        );
+        let mut watch = watch_configmaps(&api, &ListParams::default(), WatchFormat::Values).await;
         let first = watch.next().await.expect("initial");
         assert_eq!(first["type"], "ADDED");
         assert_eq!(first["object"]["metadata"]["name"], "a");
@@ -342,17 +335,7 @@ mod tests {
             resource_version: Some((rv - 1).to_string()),
             ..Default::default()
         };
-        let mut watch = Box::pin(
-            api.watch(
-                &ResourceType::configmaps(),
-                Some("default"),
-                &params,
-                WatchFormat::JsonLines,
-            )
-            .await
-            .expect("watch")
-            .map(WatchEvent::into_value),
-        );
+        let mut watch = watch_configmaps(&api, &params, WatchFormat::JsonLines).await;
         let e = watch.next().await.expect("error event");
         assert_eq!(e["type"], "ERROR");
         assert_eq!(e["object"]["code"], 410);
