@@ -40,19 +40,13 @@ cleanup() {
     DOCKER_HOST=$PEER_HOST docker image prune -f --filter "label=$PB_LABEL" >/dev/null 2>&1 || true
     podman rmi -f "localhost/$TAG" >/dev/null 2>&1 || true
     podman image prune -f --filter "label=$PB_LABEL" >/dev/null 2>&1 || true
-    if [ -n "$berth_pid" ]; then kill -TERM "$berth_pid" 2>/dev/null || true; wait "$berth_pid" 2>/dev/null || true; fi
+    berth_bench_stop_daemon
     berth_bench_remove_host_network
-    grep " $WORK/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 pb_start_dockerd
-"$BERTH" daemon --root "$WORK/root" --socket "$BSOCK" > "$OUT/berth.log" 2>&1 &
-berth_pid=$!
-for _ in $(seq 100); do DOCKER_HOST=$BERTH_HOST docker version >/dev/null 2>&1 && break; sleep 0.1; done
-DOCKER_HOST=$BERTH_HOST docker version >/dev/null || pb_die "berth daemon did not start (see $OUT/berth.log)"
-DOCKER_HOST=$BERTH_HOST docker import --change 'CMD ["/bin/sh"]' "$PB_STATE/bb.tar" "$PB_IMG" >/dev/null
+berth_bench_start_daemon
 
 # The context: 1,000 files of 50 KiB (50 MB, random so nothing compresses or dedups), one
 # small file that the third measurement changes.

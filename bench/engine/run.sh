@@ -38,19 +38,13 @@ berth_pid=
 cleanup() {
     DOCKER_HOST=$BERTH_HOST docker rm -f $(DOCKER_HOST=$BERTH_HOST docker ps -aq 2>/dev/null) >/dev/null 2>&1 || true
     DOCKER_HOST=$PEER_HOST docker rm -f $(DOCKER_HOST=$PEER_HOST docker ps -aq --filter "label=$PB_LABEL" 2>/dev/null) >/dev/null 2>&1 || true
-    if [ -n "$berth_pid" ]; then kill -TERM "$berth_pid" 2>/dev/null || true; wait "$berth_pid" 2>/dev/null || true; fi
+    berth_bench_stop_daemon
     [ -n "${BERTH_NETNS:-}" ] || berth_bench_remove_host_network
-    grep " $WORK/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 pb_start_dockerd
-"$BERTH" daemon --root "$WORK/root" --socket "$BSOCK" "${BERTH_NET_ARGS[@]}" > "$OUT/berth.log" 2>&1 &
-berth_pid=$!
-for _ in $(seq 100); do DOCKER_HOST=$BERTH_HOST docker version >/dev/null 2>&1 && break; sleep 0.1; done
-DOCKER_HOST=$BERTH_HOST docker version >/dev/null || pb_die "berth daemon did not start (see $OUT/berth.log)"
-DOCKER_HOST=$BERTH_HOST docker import --change 'CMD ["/bin/sh"]' "$PB_STATE/bb.tar" "$PB_IMG" >/dev/null
+berth_bench_start_daemon "${BERTH_NET_ARGS[@]}"
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 rss_kib() { local s=0 p v; for p in "$@"; do v=$(awk '/^Rss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null); s=$((s + ${v:-0})); done; echo $s; }
