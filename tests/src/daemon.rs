@@ -64,6 +64,11 @@ impl Daemon {
         format!("unix://{}", self.socket().display())
     }
 
+    /// The network namespace the daemon manages as its host network (`--network-namespace`).
+    pub fn netns(&self) -> PathBuf {
+        self.dir.path().join("hostnet")
+    }
+
     /// Scratch directory of the test (removed with the daemon).
     pub fn scratch(&self) -> PathBuf {
         let p = self.dir.path().join("scratch");
@@ -104,7 +109,7 @@ impl Daemon {
             .arg("--socket")
             .arg(self.socket())
             .arg("--network-namespace")
-            .arg(self.dir.path().join("hostnet"))
+            .arg(self.netns())
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
@@ -247,6 +252,20 @@ impl Daemon {
             .stdin(Stdio::null())
             .output()
             .expect("run python3")
+    }
+
+    /// Runs a Python script of tests/python that ends by printing `OK`; panics with its
+    /// output and the daemon log's tail otherwise.
+    pub fn python_ok(&self, script: &str, args: &[&str]) {
+        let out = self.python(script, args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.trim_end().ends_with("OK"),
+            "python {script} failed ({}):\n{stdout}\n{}\ndaemon log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 40)
+        );
     }
 
     /// Loads the standard busybox fixture as `name` (for example `busybox:latest`).

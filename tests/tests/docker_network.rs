@@ -4,7 +4,6 @@
 //! `--network-namespace`), which plays the host here: the test reaches published ports and
 //! inspects links and rules by entering it with `nsenter`.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -16,18 +15,10 @@ fn daemon() -> Daemon {
     d
 }
 
-/// The namespace the daemon manages (see tests/src/daemon.rs).
-fn hostnet(d: &Daemon) -> PathBuf {
-    d.root()
-        .parent()
-        .expect("root has a parent")
-        .join("hostnet")
-}
-
 /// Runs a command inside the daemon's managed namespace.
 fn in_host(d: &Daemon, args: &[&str]) -> Output {
     Command::new("nsenter")
-        .arg(format!("--net={}", hostnet(d).display()))
+        .arg(format!("--net={}", d.netns().display()))
         .args(args)
         .output()
         .expect("run nsenter")
@@ -773,7 +764,7 @@ impl Upstream {
         let ready = d.scratch().join(format!("dns-{listen}.ready"));
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/dns_upstream.py");
         let child = Command::new("nsenter")
-            .arg(format!("--net={}", hostnet(d).display()))
+            .arg(format!("--net={}", d.netns().display()))
             .args(["python3", script, listen, answer])
             .arg(&ready)
             .spawn()

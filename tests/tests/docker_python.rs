@@ -9,13 +9,5 @@ fn python_sdk_runs_containers_and_loads_images() {
     let tar = fixtures::docker_archive(&fixtures::busybox_rootfs(), "busybox:latest", &[]);
     let path = d.scratch().join("busybox.tar");
     std::fs::write(&path, &tar.bytes).expect("write fixture");
-    let out = d.python("sdk_basics.py", &[path.to_str().expect("path")]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with("OK"),
-        "python failed ({}):\n{stdout}\n{}\ndaemon log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        berth_tests::daemon::tail(&d.log(), 40)
-    );
+    d.python_ok("sdk_basics.py", &[path.to_str().expect("path")]);
 }
