@@ -55,6 +55,20 @@ fn import_big(d: &Daemon, name: &str, mb: usize) -> String {
     d.docker_ok(&["import", path.to_str().expect("path"), name])
 }
 
+/// Pulls `name:v1` through the Engine API and returns its JSON progress messages.
+fn api_pull(d: &Daemon, name: &str) -> Vec<serde_json::Value> {
+    let r = d.api(
+        "POST",
+        &format!("/v1.47/images/create?fromImage={name}&tag=v1"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON progress line"))
+        .collect()
+}
+
 #[test]
 #[ignore = "needs root"]
 fn push_and_pull_by_tag_and_digest_keep_id_and_digest() {
@@ -111,16 +125,7 @@ fn push_and_pull_by_tag_and_digest_keep_id_and_digest() {
     // on a terminal): the layer is unpacked ("Extracting") after its download and reported
     // "Pull complete" before the final digest line.
     let fourth = Daemon::start();
-    let r = fourth.api(
-        "POST",
-        &format!("/v1.47/images/create?fromImage={name}&tag=v1"),
-        None,
-    );
-    assert_eq!(r.status, 200);
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&r.body)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON progress line"))
-        .collect();
+    let lines = api_pull(&fourth, &name);
     let at = |status: &str| {
         lines
             .iter()
@@ -164,16 +169,7 @@ fn push_and_pull_by_tag_and_digest_keep_id_and_digest() {
     assert_eq!(inspect(&third, &by_digest, "{{.Id}}"), id);
 
     // The raw API stream carries Docker's JSON messages.
-    let r = third.api(
-        "POST",
-        &format!("/v1.47/images/create?fromImage={name}&tag=v1"),
-        None,
-    );
-    assert_eq!(r.status, 200);
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&r.body)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON progress line"))
-        .collect();
+    let lines = api_pull(&third, &name);
     assert_eq!(lines[0]["status"], "Pulling from e2e/bb");
     assert_eq!(lines[0]["id"], "v1");
     assert!(
