@@ -188,7 +188,7 @@ fn comparison(
 }
 
 /// Compiles `profile` to a BPF program (the bytes of its `struct sock_filter` array),
-/// with `tmp` as libseccomp's output file.
+/// with `tmp` (new and empty) as libseccomp's output file.
 fn compile(profile: &LinuxSeccomp, tmp: &mut File) -> Result<Vec<u8>, String> {
     let fail = |what: &str, e: libseccomp::error::SeccompError| format!("seccomp: {what}: {e}");
     let default = action(profile.default_action(), profile.default_errno_ret())?;
@@ -202,19 +202,19 @@ fn compile(profile: &LinuxSeccomp, tmp: &mut File) -> Result<Vec<u8>, String> {
         if act == default {
             continue;
         }
+        let args = rule.args().as_deref().unwrap_or_default();
+        let cmps: Vec<ScmpArgCompare> = args
+            .iter()
+            .map(|a| comparison(a.index(), a.op(), a.value(), a.value_two().unwrap_or(0)))
+            .collect();
+        let mut indexes: Vec<usize> = args.iter().map(|a| a.index()).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
         for name in rule.names() {
             // A name this libseccomp does not know is a syscall this kernel lacks.
             let Ok(sc) = ScmpSyscall::from_name(name) else {
                 continue;
             };
-            let args = rule.args().clone().unwrap_or_default();
-            let cmps: Vec<ScmpArgCompare> = args
-                .iter()
-                .map(|a| comparison(a.index(), a.op(), a.value(), a.value_two().unwrap_or(0)))
-                .collect();
-            let mut indexes: Vec<usize> = args.iter().map(|a| a.index()).collect();
-            indexes.sort_unstable();
-            indexes.dedup();
             if cmps.is_empty() {
                 ctx.add_rule(act, sc).map(drop)
             } else if indexes.len() == args.len() {
@@ -230,9 +230,6 @@ fn compile(profile: &LinuxSeccomp, tmp: &mut File) -> Result<Vec<u8>, String> {
             .map_err(|e| fail(&format!("rule for {name}"), e))?;
         }
     }
-    tmp.set_len(0)
-        .and_then(|()| tmp.seek(SeekFrom::Start(0)).map(drop))
-        .map_err(|e| format!("seccomp: compiled filter file: {e}"))?;
     ctx.export_bpf(&*tmp).map_err(|e| fail("export", e))?;
     let mut bytes = Vec::new();
     tmp.seek(SeekFrom::Start(0))
