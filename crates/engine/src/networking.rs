@@ -264,12 +264,10 @@ impl Networking {
             self.container_dns.clone(),
         );
         let upstreams = Arc::new(move |client: IpAddr| {
-            let asking = nets.state().networks.get(&name).and_then(|n| {
-                n.endpoints
-                    .iter()
-                    .find(|(_, ep)| IpAddr::V4(ep.ip) == client)
-                    .map(|(id, _)| id.clone())
-            });
+            let asking = match client {
+                IpAddr::V4(ip) => nets.sandbox_at(&name, ip),
+                IpAddr::V6(_) => None,
+            };
             let own = asking.and_then(|id| {
                 per_container
                     .lock()
@@ -481,6 +479,14 @@ fn string_list(hc: &HostConfig, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The `--dns` servers of a container (checked at create, see below).
+fn dns_servers(hc: &HostConfig) -> Vec<IpAddr> {
+    string_list(hc, "Dns")
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .collect()
+}
+
 /// Checks `HostConfig` fields that only networking reads (`Dns`, `ExtraHosts`,
 /// `PortBindings`).
 pub fn validate(hc: &HostConfig) -> Result<()> {
@@ -587,10 +593,7 @@ impl Engine {
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv = ResolvSpec {
             embedded: None,
-            dns: string_list(hc, "Dns")
-                .iter()
-                .filter_map(|d| d.parse().ok())
-                .collect(),
+            dns: dns_servers(hc),
             search: string_list(hc, "DnsSearch"),
             options: string_list(hc, "DnsOptions"),
         };
@@ -795,11 +798,7 @@ impl Engine {
                     let _op = entry.op.lock().await;
                     let c = entry.snapshot();
                     if c.state.status.is_alive() {
-                        let servers = string_list(&c.host_config, "Dns")
-                            .iter()
-                            .filter_map(|d| d.parse().ok())
-                            .collect();
-                        self.net.set_container_dns(&id, servers);
+                        self.net.set_container_dns(&id, dns_servers(&c.host_config));
                     } else {
                         self.net_release(&id).await;
                     }

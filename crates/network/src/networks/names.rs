@@ -25,6 +25,18 @@ impl Networks {
             })
     }
 
+    /// The sandbox that has `ip` on `network`: who asks the embedded DNS.
+    pub fn sandbox_at(&self, network: &str, ip: Ipv4Addr) -> Option<String> {
+        let state = self.lock();
+        state
+            .networks
+            .get(network)?
+            .endpoints
+            .values()
+            .find(|e| e.ip == ip)
+            .map(|e| e.sandbox.clone())
+    }
+
     /// The sockets of `network`'s DNS server (port 53 on its gateway and an upstream
     /// socket), bound in the managed namespace, for [`crate::dns::DnsServer::serve`].
     pub fn bind_dns(&self, network: &str) -> Result<crate::dns::DnsSockets, NetworkError> {
