@@ -396,18 +396,6 @@ fn spawn_server(dir: &Path, addr: SocketAddr, args: &[String]) -> Result<Child, 
         .map_err(|e| format!("starting {}: {e}", berth_bin().display()))
 }
 
-/// Polls `check` until it holds or `timeout` passes.
-pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    check()
-}
-
 /// Returns `path` as a `&str` for kubectl arguments.
 pub fn arg(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")

@@ -10,6 +10,18 @@ pub mod registry;
 
 pub use daemon::Daemon;
 
+/// Polls `check` every 100 ms until it holds or `timeout` passes; whether it held.
+pub fn eventually(timeout: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    check()
+}
+
 /// Path of the static busybox the fixtures are built from.
 pub const BUSYBOX: &str = "/bin/busybox";
 

@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use berth_tests::Daemon;
+use berth_tests::{Daemon, eventually};
 
 /// Writes files (path → contents) into a fresh directory under the daemon's scratch dir.
 fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -74,37 +75,24 @@ fn assert_no_leftovers(d: &Daemon) {
     let ps = d.docker_ok(&["ps", "-aq"]);
     assert_eq!(ps, "", "containers left: {ps}");
     let root = d.root();
-    // A removed container's snapshot and mounts go in the background: allow them a moment.
     let prefix = root.display().to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        let snapshots = std::fs::read_dir(root.join("image/snapshots")).map_or(0, |r| r.count());
+    let entries = |dir: &str| -> Vec<_> {
+        std::fs::read_dir(root.join(dir))
+            .map(|r| r.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default()
+    };
+    // A removed container's snapshot and mounts go in the background: allow them a moment.
+    eventually(Duration::from_secs(20), || {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        if snapshots == 0 && !mounts.contains(&prefix) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let snaps: Vec<_> = std::fs::read_dir(root.join("image/snapshots"))
-        .map(|r| r.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+        entries("image/snapshots").is_empty() && !mounts.contains(&prefix)
+    });
+    let snaps = entries("image/snapshots");
     assert!(snaps.is_empty(), "snapshots left: {snaps:?}");
     // The context's files are removed after the answer ends (off the client's clock): wait
     // for that rather than assume it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let tmp: Vec<_> = std::fs::read_dir(root.join("build/tmp"))
-            .map(|r| r.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
-        if tmp.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "build temporary files left: {tmp:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    eventually(Duration::from_secs(60), || entries("build/tmp").is_empty());
+    let tmp = entries("build/tmp");
+    assert!(tmp.is_empty(), "build temporary files left: {tmp:?}");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     assert!(
         !mounts.lines().any(|l| l.contains(&prefix)),

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::Daemon;
+use berth_tests::{Daemon, eventually};
 
 fn daemon() -> Daemon {
     let d = Daemon::start();
@@ -201,10 +201,7 @@ fn daemon_killed_during_run_restarts_consistent() {
                 .map(|e| e.file_name())
                 .collect()
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !left().is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(Duration::from_secs(20), || left().is_empty());
         assert!(left().is_empty(), "leftovers on disk: {:?}", left());
     }
 }

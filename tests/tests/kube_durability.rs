@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::kube::{KubeServer, eventually};
+use berth_tests::eventually;
+use berth_tests::kube::KubeServer;
 
 const CLIENTS: usize = 8;
 

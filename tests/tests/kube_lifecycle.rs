@@ -5,7 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use berth_tests::kube::{KubeServer, eventually};
+use berth_tests::eventually;
+use berth_tests::kube::KubeServer;
 
 fn server() -> Option<KubeServer> {
     match KubeServer::start() {
