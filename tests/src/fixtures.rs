@@ -306,3 +306,37 @@ mod tests {
         assert_ne!(oci_layout(&a, "busybox:oci").image_id, x.image_id);
     }
 }
+
+/// Compiles a one-file C program statically with the host's compiler into `dir/name`, so it
+/// runs in a busybox container as well as on the host. `None` (with the reason printed) when
+/// there is no working C toolchain.
+pub fn static_c_program(
+    dir: &std::path::Path,
+    name: &str,
+    source: &str,
+) -> Option<std::path::PathBuf> {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).expect("write C source");
+    let bin = dir.join(name);
+    match std::process::Command::new("cc")
+        .arg("-static")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .output()
+    {
+        Ok(out) if out.status.success() => Some(bin),
+        Ok(out) => {
+            eprintln!(
+                "cannot build {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("cannot build {name} (no cc): {e}");
+            None
+        }
+    }
+}

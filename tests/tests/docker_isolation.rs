@@ -114,9 +114,9 @@ fn capabilities_privileged_no_new_privileges_and_seccomp() {
 /// A static program that tries `clone(CLONE_NEWUSER)` and prints the outcome, compiled with
 /// the host's C compiler; `None` (with the reason printed) when there is none.
 fn clone_probe(dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    let src = dir.join("clone_newuser.c");
-    std::fs::write(
-        &src,
+    berth_tests::fixtures::static_c_program(
+        dir,
+        "clone_newuser",
         r#"#define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
@@ -136,28 +136,6 @@ int main(void) {
 }
 "#,
     )
-    .expect("write probe source");
-    let bin = dir.join("clone_newuser");
-    match std::process::Command::new("cc")
-        .arg("-static")
-        .arg("-o")
-        .arg(&bin)
-        .arg(&src)
-        .output()
-    {
-        Ok(out) if out.status.success() => Some(bin),
-        Ok(out) => {
-            eprintln!(
-                "cannot build the clone probe: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!("cannot build the clone probe (no cc): {e}");
-            None
-        }
-    }
 }
 
 #[test]

@@ -490,6 +490,106 @@ fn network_modes_host_none_and_container() {
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
 }
 
+/// A static UDP echo program: `udp serve PORT` answers every datagram with `echo:` and its
+/// content; `udp send HOST PORT MSG` sends MSG (again each second, five times at most) and
+/// prints the first answer, exiting 1 when none comes.
+const UDP_ECHO: &str = r#"#include <arpa/inet.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char buf[512];
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    if (argc == 3 && !strcmp(argv[1], "serve")) {
+        a.sin_port = htons(atoi(argv[2]));
+        if (bind(s, (struct sockaddr *)&a, sizeof a)) { perror("bind"); return 1; }
+        for (;;) {
+            struct sockaddr_in peer;
+            socklen_t len = sizeof peer;
+            ssize_t n = recvfrom(s, buf + 5, sizeof buf - 5, 0, (struct sockaddr *)&peer, &len);
+            if (n < 0) continue;
+            memcpy(buf, "echo:", 5);
+            sendto(s, buf, n + 5, 0, (struct sockaddr *)&peer, len);
+        }
+    }
+    if (argc != 5 || strcmp(argv[1], "send")) { fputs("usage\n", stderr); return 2; }
+    a.sin_port = htons(atoi(argv[3]));
+    if (inet_pton(AF_INET, argv[2], &a.sin_addr) != 1) { fputs("bad address\n", stderr); return 2; }
+    for (int i = 0; i < 5; i++) {
+        sendto(s, argv[4], strlen(argv[4]), 0, (struct sockaddr *)&a, sizeof a);
+        struct pollfd p = { s, POLLIN, 0 };
+        if (poll(&p, 1, 1000) == 1) {
+            ssize_t n = recv(s, buf, sizeof buf - 1, 0);
+            if (n >= 0) { buf[n] = 0; puts(buf); return 0; }
+        }
+    }
+    fputs("no answer\n", stderr);
+    return 1;
+}
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn udp_through_a_published_port_reaches_the_container() {
+    let d = daemon();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let udp = berth_tests::fixtures::static_c_program(dir.path(), "udp", UDP_ECHO)
+        .expect("a static C toolchain (cc, libc6-dev)");
+    let udp = udp.to_str().expect("utf-8 path");
+    let mount = format!("{udp}:/udp:ro");
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "echo",
+        "-p",
+        "5353:53/udp",
+        "-v",
+        &mount,
+        "busybox",
+        "/udp",
+        "serve",
+        "53",
+    ]);
+    assert_eq!(d.docker_ok(&["port", "echo"]), "53/udp -> 0.0.0.0:5353");
+    // From the host, to its loopback address.
+    let reply = eventually("a UDP answer through 127.0.0.1:5353", || {
+        let o = in_host(&d, &[udp, "send", "127.0.0.1", "5353", "from-host"]);
+        o.status.success().then(|| text(&o))
+    });
+    assert_eq!(reply, "echo:from-host");
+    // From another container, through the host's address on the bridge.
+    let gw = inspect(&d, "echo", "{{.NetworkSettings.Gateway}}");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &mount,
+        "busybox",
+        "/udp",
+        "send",
+        &gw,
+        "5353",
+        "from-container",
+    ]);
+    assert_eq!(text(&o), "echo:from-container", "{}", stderr(&o));
+    // Only the UDP port is published.
+    let rules = text(&in_host(&d, &["nft", "list", "table", "inet", "berth"]));
+    assert!(rules.contains("udp dport 5353"), "{rules}");
+    assert!(!rules.contains("tcp dport 5353"), "{rules}");
+    // Once the container is gone, the port answers no more.
+    d.docker_ok(&["rm", "-f", "echo"]);
+    let o = in_host(&d, &[udp, "send", "127.0.0.1", "5353", "gone"]);
+    assert!(!o.status.success(), "an answer after removal: {}", text(&o));
+    let rules = text(&in_host(&d, &["nft", "list", "table", "inet", "berth"]));
+    assert!(!rules.contains("dport 5353"), "{rules}");
+}
+
 #[test]
 #[ignore = "needs root"]
 fn published_ports_answer_and_conflicts_are_refused() {
