@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# bench/build/floor.sh - the floor of a no-change rebuild: how long the docker CLI alone
+# takes to send the build benchmark's context (the same 50 MB / 1,000-file context and
+# Dockerfile as run.sh) to a server that only reads it (sink.py), beside berth's and the
+# peer dockerd's no-change rebuilds of the same context, alternating in one run.
+# Prints medians and minimums of ITERS (default 7) rounds and the ratios to dockerd: berth
+# cannot beat the sink, so sink / dockerd is the best ratio any server can reach.
+# Needs root, the peers from ../shared/bench/peers/setup.sh and a berth binary (BERTH_BIN,
+# else the release build, else the debug build).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+PEERS=${PEERS:-$TOP/../shared/bench/peers}
+[ -f "$PEERS/common.sh" ] || PEERS=/work/shared/bench/peers
+. "$PEERS/common.sh"
+. "$TOP/bench/lib.sh"
+ITERS=${ITERS:-7}
+TARGET_DIR=${CARGO_TARGET_DIR:-$TOP/target}
+BERTH=${BERTH_BIN:-$TARGET_DIR/release/berth}
+[ -x "$BERTH" ] || BERTH=$TARGET_DIR/debug/berth
+[ -x "$BERTH" ] || pb_die "no berth binary (cargo build --release -p berth)"
+[ -s "$PB_STATE/bb.tar" ] || pb_die "run $PEERS/setup.sh first"
+
+WORK=$(mktemp -d /tmp/berth-build-floor.XXXXXX)
+BSOCK=$WORK/docker.sock
+BERTH_HOST=unix://$BSOCK
+PEER_HOST=$DOCKER_HOST
+SINK_HOST=unix://$WORK/sink.sock
+OUT=$WORK/out; mkdir -p "$OUT"
+TAG=bench-floor-$$
+berth_pid=
+sink_pid=
+cleanup() {
+    [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null || true
+    DOCKER_HOST=$PEER_HOST docker rmi -f "$TAG" >/dev/null 2>&1 || true
+    DOCKER_HOST=$PEER_HOST docker image prune -f --filter "label=$PB_LABEL" >/dev/null 2>&1 || true
+    berth_bench_stop_daemon
+    berth_bench_remove_host_network
+}
+trap cleanup EXIT
+
+pb_start_dockerd
+berth_bench_start_daemon
+python3 "$HERE/sink.py" "$WORK/sink.sock" 2> "$OUT/sink.log" &
+sink_pid=$!
+for _ in $(seq 100); do [ -S "$WORK/sink.sock" ] && break; sleep 0.1; done
+[ -S "$WORK/sink.sock" ] || pb_die "the sink did not start"
+
+CTX=$WORK/ctx
+mkdir -p "$CTX/data"
+for ((i = 0; i < 1000; i++)); do
+    head -c 51200 /dev/urandom > "$CTX/data/f$(printf %04d "$i")"
+done
+echo 0 > "$CTX/data/small.txt"
+cat > "$CTX/Dockerfile" <<DOCKERFILE
+ARG BASE=$PB_IMG
+FROM \$BASE
+ENV APP=/app
+WORKDIR /app
+RUN echo one > /step1
+COPY data/ /app/data/
+RUN ls /app/data | wc -l > /count
+ENV MODE=bench
+RUN cat /app/data/small.txt > /small
+CMD ["sh"]
+DOCKERFILE
+
+ms() { local t0 t1; t0=$(date +%s%N); "$@" >> "$OUT/builds.log" 2>&1 || { tail -20 "$OUT/builds.log" >&2; pb_die "build failed: $*"; }; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+b() { env DOCKER_HOST="$1" DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$CTX"; }
+# Fill both caches first.
+ms b "$BERTH_HOST" > /dev/null
+ms b "$PEER_HOST" > /dev/null
+: > "$OUT/builds.log"
+loads=()
+for ((k = 0; k < ITERS; k++)); do
+    echo "$(ms b "$SINK_HOST")" >> "$OUT/sink"
+    echo "$(ms b "$BERTH_HOST")" >> "$OUT/berth"
+    echo "$(ms b "$PEER_HOST")" >> "$OUT/docker"
+    loads+=("$(cut -d' ' -f1 /proc/loadavg)")
+done
+# Every berth rebuild was a full cache hit (7 cached steps each).
+hits=$(grep -c "Using cache" "$OUT/builds.log" || true)
+[ "$hits" -ge $((ITERS * 7 * 2)) ] || pb_die "only $hits 'Using cache' lines in $((ITERS * 2)) rebuilds"
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+minimum() { sort -n | head -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+ds=$(median < "$OUT/docker"); dm=$(minimum < "$OUT/docker")
+echo "berth binary: $BERTH; $ITERS rounds; load average after each round: ${loads[*]}"
+echo
+echo "| no-change rebuild of run.sh's Dockerfile | median | min | median / dockerd median |"
+echo "| --- | --- | --- | --- |"
+for e in sink berth docker; do
+    m=$(median < "$OUT/$e"); n=$(minimum < "$OUT/$e")
+    case $e in sink) l="docker CLI to sink.py (reads the context, nothing else)" ;; berth) l="berth" ;; docker) l="dockerd classic builder" ;; esac
+    echo "| $l | $m ms | $n ms | $(ratio "$m" "$ds") |"
+done
+echo
+echo "sink.py receive times of the context body (s): $(awk '{print $6}' "$OUT/sink.log" | tr '\n' ' ')"
