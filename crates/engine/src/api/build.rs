@@ -106,10 +106,18 @@ pub async fn build(
     let builder = builder(&engine)?;
     let mut reader = BodyReader::new(req.into_body());
     let (b2, name) = (builder.clone(), opts.dockerfile.clone());
-    let (ctx, df) = tokio::task::spawn_blocking(move || b2.prepare(&mut reader, &name))
-        .await
-        .map_err(|e| EngineError::Internal(format!("build task failed: {e}")))?
-        .map_err(map_error)?;
+    let (ctx, df) = tokio::task::spawn_blocking(move || {
+        let prepared = b2.prepare(&mut reader, &name);
+        // The tar ends before the body does (end-of-archive blocks, the last chunk): read
+        // the body to its end before answering, or an early answer (a failed build, a bad
+        // Dockerfile) closes the connection while the CLI still writes, and it reports a
+        // broken pipe instead of the message.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        prepared
+    })
+    .await
+    .map_err(|e| EngineError::Internal(format!("build task failed: {e}")))?
+    .map_err(map_error)?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         let (ptx, mut prx) = mpsc::unbounded_channel::<Progress>();
