@@ -342,9 +342,9 @@ fn index(
     root: &Path,
     nodes: &mut BTreeMap<String, Node>,
 ) -> Result<(), BuildError> {
-    let mut spool = io::BufWriter::with_capacity(1 << 20, spool);
+    let mut spool = spool;
     let mut offset = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; 1 << 20];
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(invalid)? {
         let mut entry = entry.map_err(invalid)?;
@@ -403,13 +403,24 @@ fn index(
                 let mut h = blake3::Hasher::new();
                 let start = offset;
                 loop {
-                    let n = entry.read(&mut buf)?;
+                    // Reads come a body frame at a time: gather up to a full buffer, then
+                    // hash it and hand it to the spool in one write (no second copy).
+                    let mut n = 0;
+                    while n < buf.len() {
+                        match entry.read(&mut buf[n..])? {
+                            0 => break,
+                            got => n += got,
+                        }
+                    }
                     if n == 0 {
                         break;
                     }
                     h.update(&buf[..n]);
                     spool.write_all(&buf[..n])?;
                     offset += n as u64;
+                    if n < buf.len() {
+                        break;
+                    }
                 }
                 Node::File {
                     mode,
@@ -429,7 +440,6 @@ fn index(
         }
         nodes.insert(key, node);
     }
-    spool.flush()?;
     Ok(())
 }
 
