@@ -311,7 +311,21 @@ impl Builder {
         let id = id?;
         for t in &opts.tags {
             let (s, id2, t2) = (self.store.clone(), id.clone(), t.clone());
-            blocking(move || Ok(s.tag(&id2, &t2)?)).await?;
+            blocking(move || {
+                // A rebuild that changed nothing finds its tags in place: no reference
+                // file to rewrite (and sync) on that path.
+                let named = berth_image::Reference::parse(&t2)
+                    .map(|r| r.with_default_tag().to_string())
+                    .ok();
+                let in_place = s
+                    .resolve(&id2)
+                    .is_ok_and(|img| named.is_some_and(|n| img.tags.contains(&n)));
+                if !in_place {
+                    s.tag(&id2, &t2)?;
+                }
+                Ok(())
+            })
+            .await?;
         }
         let _ = out.send(Progress::Aux(id.clone()));
         if opts.quiet {
