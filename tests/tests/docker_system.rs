@@ -162,3 +162,34 @@ fn events_stream_without_breaking_the_cli() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The cgroup2 mountinfo line of this host, if there is one.
+fn unified_mount() -> Option<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .map(str::to_string)
+}
+
+#[test]
+#[ignore = "needs root"]
+fn daemon_turns_on_cgroup_favordynmods() {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let major: u32 = release
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .expect("kernel major");
+    if unified_mount().is_none() || major < 6 {
+        eprintln!("cannot check favordynmods: no cgroup2 mount or a kernel before 6.0 ({release})");
+        return;
+    }
+    let _d = Daemon::start();
+    let line = unified_mount().expect("cgroup2 mount");
+    let super_opts = line.split(" - ").nth(1).expect("super options");
+    assert!(
+        super_opts.split([' ', ',']).any(|o| o == "favordynmods"),
+        "{line}"
+    );
+}

@@ -27,6 +27,11 @@ pub struct DaemonArgs {
     /// Registry (`host[:port]`) to reach over plain HTTP; repeatable. Loopback is always plain.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
+    /// Turn on cgroup2's `favordynmods` mount option (host-wide, kept after the daemon stops)
+    /// so that moving a container's first process into its cgroup does not wait for an RCU
+    /// grace period; `false` leaves the mount as it is.
+    #[arg(long, env = "BERTH_CGROUP_FAVORDYNMODS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cgroup_favordynmods: bool,
 }
 
 /// Runs the daemon until SIGINT/SIGTERM.
@@ -51,6 +56,17 @@ async fn serve(args: DaemonArgs) -> anyhow::Result<()> {
     let default_runtime = berth_engine::runtimes::resolve(&args.runtime)
         .map_err(|e| anyhow::anyhow!("--runtime {}: {e}", args.runtime))?
         .unwrap_or(berth_runtime::RuntimeKind::Builtin);
+    if args.cgroup_favordynmods {
+        match berth_runtime::cgroups::favor_dynamic_changes() {
+            Ok(berth_runtime::cgroups::Favor::TurnedOn(at)) => {
+                tracing::info!(mount = %at.display(), "cgroup2 remounted with favordynmods")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot turn on favordynmods; cgroup moves stay slow")
+            }
+        }
+    }
     let images = ImageStore::open(&root.join("image")).context("opening the image store")?;
     let runtime = Runtime::new(RuntimeConfig {
         state_dir: root.join("runtime"),

@@ -28,6 +28,8 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_NUM_TX_QUEUES: u16 = 31;
+const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
@@ -277,17 +279,25 @@ impl Netlink {
         mac: [u8; 6],
         netns: RawFd,
     ) -> Result<(), NetlinkError> {
+        // One queue each way on both ends, asked for explicitly: without the attributes the
+        // kernel creates one queue per CPU and then trims them to one, and trimming a queue
+        // waits for an RCU grace period (milliseconds on every container start).
+        let one = 1u32.to_ne_bytes();
         let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
         m.ifinfo(0, IFF_UP, IFF_UP)
             .attr_str(IFLA_IFNAME, host)
-            .attr(IFLA_MASTER, &master.to_ne_bytes());
+            .attr(IFLA_MASTER, &master.to_ne_bytes())
+            .attr(IFLA_NUM_TX_QUEUES, &one)
+            .attr(IFLA_NUM_RX_QUEUES, &one);
         m.begin(IFLA_LINKINFO).attr_str(IFLA_INFO_KIND, "veth");
         m.begin(IFLA_INFO_DATA).begin(VETH_INFO_PEER);
         // The peer cannot be brought up here: its own peer is not linked yet (ENOTCONN).
         m.ifinfo(0, 0, 0)
             .attr_str(IFLA_IFNAME, peer)
             .attr(IFLA_ADDRESS, &mac)
-            .attr(IFLA_NET_NS_FD, &netns.to_ne_bytes());
+            .attr(IFLA_NET_NS_FD, &netns.to_ne_bytes())
+            .attr(IFLA_NUM_TX_QUEUES, &one)
+            .attr(IFLA_NUM_RX_QUEUES, &one);
         m.end().end().end();
         self.request("create veth", m)
     }
