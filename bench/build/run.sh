@@ -7,6 +7,8 @@
 #   1. first build (--no-cache);
 #   2. rebuild with nothing changed;
 #   3. rebuild after changing one small copied file.
+# Beside 2., the floor of any server: the docker CLI sending the same context to sink.py,
+# which reads it and answers a finished build (see floor.sh).
 # Each is the median of ITERS (default 3) rounds; the engines alternate within a round.
 # Prints a markdown table. Needs root, the peers from ../shared/bench/peers/setup.sh
 # (dockerd, podman, the peer-bb:1 image and rootfs tar) and a berth binary (BERTH_BIN, else
@@ -35,7 +37,9 @@ PEER_HOST=$DOCKER_HOST
 OUT=$WORK/out; mkdir -p "$OUT"
 TAG=bench-build-$$
 berth_pid=
+sink_pid=
 cleanup() {
+    [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null || true
     DOCKER_HOST=$PEER_HOST docker rmi -f "$TAG" >/dev/null 2>&1 || true
     DOCKER_HOST=$PEER_HOST docker image prune -f --filter "label=$PB_LABEL" >/dev/null 2>&1 || true
     podman rmi -f "localhost/$TAG" >/dev/null 2>&1 || true
@@ -47,6 +51,10 @@ trap cleanup EXIT
 
 pb_start_dockerd
 berth_bench_start_daemon
+python3 "$HERE/sink.py" "$WORK/sink.sock" 2> "$OUT/sink.log" &
+sink_pid=$!
+for _ in $(seq 100); do [ -S "$WORK/sink.sock" ] && break; sleep 0.1; done
+[ -S "$WORK/sink.sock" ] || pb_die "the sink did not start"
 
 # The context: 1,000 files of 50 KiB (50 MB, random so nothing compresses or dedups), one
 # small file that the third measurement changes.
@@ -72,6 +80,7 @@ DOCKERFILE
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >> "$OUT/builds.log" 2>&1 || { tail -20 "$OUT/builds.log" >&2; pb_die "build failed: $*"; }; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 b_berth() { env DOCKER_HOST=$BERTH_HOST DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$@" "$CTX"; }
 b_docker() { env DOCKER_HOST=$PEER_HOST DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$@" "$CTX"; }
+b_sink() { env DOCKER_HOST="unix://$WORK/sink.sock" DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$@" "$CTX"; }
 b_podman() { podman build --layers --network host --label "$PB_LABEL" --build-arg "BASE=$PB_PIMG" -t "$TAG" "$@" "$CTX"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -79,7 +88,7 @@ for ((k = 0; k < ITERS; k++)); do
     for e in berth docker podman; do
         echo "$(ms "b_$e" --no-cache)" >> "$OUT/first-$e"
     done
-    for e in berth docker podman; do
+    for e in sink berth docker podman; do
         echo "$(ms "b_$e")" >> "$OUT/same-$e"
     done
     echo "$k$RANDOM" > "$CTX/data/small.txt"
@@ -96,10 +105,12 @@ row() { # label file-prefix target
     b=$(median < "$OUT/$2-berth"); d=$(median < "$OUT/$2-docker"); p=$(median < "$OUT/$2-podman")
     echo "| $1 | $b ms | $d ms | $p ms | $(ratio "$b" "$d") | $3 |"
 }
-echo "berth binary: $BERTH; $ITERS rounds, medians"
+echo "berth binary: $BERTH; $ITERS rounds, medians; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| build of the 10-step Dockerfile (50 MB / 1,000-file COPY) | berth | dockerd classic | podman build | berth / dockerd | target |"
 echo "| --- | --- | --- | --- | --- | --- |"
 row "first build (--no-cache)" first "<= 1"
 row "rebuild, nothing changed" same "<= 0.25"
+s=$(median < "$OUT/same-sink"); d=$(median < "$OUT/same-docker")
+echo "| rebuild, nothing changed: the docker CLI alone to sink.py (floor) | $s ms | | | $(ratio "$s" "$d") | |"
 row "rebuild, one small copied file changed" changed "<= 0.5"
