@@ -191,22 +191,25 @@ impl Networking {
         self.attachments().get(id).cloned().unwrap_or_default()
     }
 
-    fn save_attachments(&self, map: &BTreeMap<String, Vec<Attachment>>) -> Result<()> {
+    fn save_attachments(&self, map: &BTreeMap<String, Vec<Attachment>>, sync: bool) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(map)
             .map_err(|e| EngineError::Internal(format!("encoding attachments: {e}")))?;
-        write_atomic(&self.attachments_path, &bytes)
+        write_replacing(&self.attachments_path, &bytes, sync)
             .map_err(|e| EngineError::io("saving network attachments", e))
     }
 
-    /// Replaces the attachments of `id` (none: forget it).
+    /// Replaces the attachments of `id` (none: forget it). Forgetting is not synced: an
+    /// entry that a crash brings back belongs to no container and the next start drops it
+    /// ([`Engine::restore_networks`]).
     pub fn set_attachments(&self, id: &str, list: Option<Vec<Attachment>>) -> Result<()> {
         let mut map = self.attachments();
         let mut next = map.clone();
+        let sync = list.is_some();
         match list {
             Some(l) => next.insert(id.to_string(), l),
             None => next.remove(id),
         };
-        self.save_attachments(&next)?;
+        self.save_attachments(&next, sync)?;
         *map = next;
         Ok(())
     }
