@@ -18,7 +18,7 @@ use crate::catalog::ResourceType;
 use crate::delete::{DeleteOptions, FOREGROUND, ORPHAN};
 use crate::error::ApiError;
 use crate::namespaces::{SERVER_MANAGER, finish_namespace};
-use crate::objects::{self, meta_str};
+use crate::objects;
 use crate::registry::UpdateMode;
 
 /// What the index knows of one object.
@@ -50,16 +50,36 @@ struct Collector {
     queue: mpsc::UnboundedSender<(Work, Duration)>,
 }
 
-fn owner_uids(object: &Value) -> Vec<String> {
-    object
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|refs| {
-            refs.iter()
-                .filter_map(|r| r["uid"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The metadata the collector reads of every stored object, decoded without building the
+/// whole object (every write under `/registry/` passes through here).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Seen {
+    metadata: SeenMeta,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct SeenMeta {
+    name: Option<String>,
+    uid: Option<String>,
+    deletion_timestamp: Option<String>,
+    finalizers: Option<Vec<String>>,
+    owner_references: Option<Vec<SeenOwner>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct SeenOwner {
+    uid: Option<String>,
+}
+
+impl Seen {
+    fn decode(value: &[u8]) -> Option<SeenMeta> {
+        serde_json::from_slice::<Seen>(value)
+            .ok()
+            .map(|seen| seen.metadata)
+    }
 }
 
 fn options() -> WriteOptions {
@@ -133,13 +153,18 @@ impl Collector {
     }
 
     fn observe(&mut self, kv: &KeyValue, initial: bool) {
-        let Ok(object) = serde_json::from_slice::<Value>(&kv.value) else {
+        let Some(meta) = Seen::decode(&kv.value) else {
             return;
         };
-        let Some(uid) = meta_str(&object, "uid").map(String::from) else {
+        let Some(uid) = meta.uid else {
             return;
         };
-        let owners = owner_uids(&object);
+        let owners: Vec<String> = meta
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.uid)
+            .collect();
         if let Some(old) = self.nodes.get(&uid) {
             for owner in &old.owners {
                 if let Some(set) = self.dependents.get_mut(owner) {
@@ -164,8 +189,8 @@ impl Collector {
         if has_owners && !initial {
             self.push(Work::Dependent(uid.clone()), Duration::ZERO);
         }
-        if objects::is_deleting(&object) {
-            let finalizers = objects::finalizers(&object);
+        if meta.deletion_timestamp.is_some() {
+            let finalizers = meta.finalizers.unwrap_or_default();
             if finalizers.iter().any(|f| f == ORPHAN) {
                 self.push(Work::Orphan(uid.clone()), Duration::ZERO);
             }
@@ -173,11 +198,13 @@ impl Collector {
                 self.push(Work::Foreground(uid.clone()), Duration::ZERO);
             }
             if kv.key.starts_with("/registry/namespaces/") {
-                let name = meta_str(&object, "name").unwrap_or("").to_string();
+                let name = meta.name.clone().unwrap_or_default();
                 self.push(Work::Namespace(name), Duration::ZERO);
             }
             if kv.key.starts_with("/registry/pods/") && finalizers.is_empty() {
-                let at = meta_str(&object, "deletionTimestamp")
+                let at = meta
+                    .deletion_timestamp
+                    .as_deref()
                     .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
                 let wait = at
                     .map(|t| {
@@ -195,10 +222,7 @@ impl Collector {
     }
 
     fn forget(&mut self, kv: &KeyValue) {
-        let Ok(object) = serde_json::from_slice::<Value>(&kv.value) else {
-            return;
-        };
-        let Some(uid) = meta_str(&object, "uid").map(String::from) else {
+        let Some(uid) = Seen::decode(&kv.value).and_then(|meta| meta.uid) else {
             return;
         };
         if let Some(node) = self.nodes.remove(&uid) {
@@ -414,5 +438,43 @@ impl Collector {
             return Ok(());
         }
         self.api.remove(&resource, &kv, object).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_reads_only_the_collectors_metadata() {
+        let value = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": "web", "uid": "u1", "deletionTimestamp": "2024-01-02T03:04:05Z",
+                "finalizers": ["orphan"],
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "o1"}],
+                "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+            },
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        });
+        let meta = Seen::decode(&serde_json::to_vec(&value).expect("JSON")).expect("decodes");
+        assert_eq!(meta.uid.as_deref(), Some("u1"));
+        assert_eq!(meta.name.as_deref(), Some("web"));
+        assert_eq!(
+            meta.deletion_timestamp.as_deref(),
+            Some("2024-01-02T03:04:05Z")
+        );
+        assert_eq!(meta.finalizers, Some(vec!["orphan".to_string()]));
+        let owners: Vec<_> = meta
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|o| o.uid)
+            .collect();
+        assert_eq!(owners, ["o1"]);
+        let live = Seen::decode(br#"{"metadata":{"uid":"u2","deletionTimestamp":null}}"#)
+            .expect("decodes");
+        assert!(live.deletion_timestamp.is_none());
+        assert!(Seen::decode(b"not json").is_none());
     }
 }
