@@ -123,7 +123,17 @@ pub struct BlobWriter {
 impl BlobWriter {
     /// Verifies the digest against `expected` (if any), fsyncs and renames the blob into
     /// place. An existing blob with the same digest is kept.
-    pub fn commit(mut self, expected: Option<&str>) -> Result<(Digest, u64), ImageError> {
+    pub fn commit(self, expected: Option<&str>) -> Result<(Digest, u64), ImageError> {
+        self.finish(expected, true)
+    }
+
+    /// Like [`Self::commit`] without the fsyncs, for a blob written as part of something
+    /// the store syncs as a whole later (a layer, before an image names it).
+    pub fn commit_unsynced(self, expected: Option<&str>) -> Result<(Digest, u64), ImageError> {
+        self.finish(expected, false)
+    }
+
+    fn finish(mut self, expected: Option<&str>, sync: bool) -> Result<(Digest, u64), ImageError> {
         let inner = self
             .inner
             .take()
@@ -137,12 +147,21 @@ impl BlobWriter {
                 actual: digest,
             });
         }
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         drop(file);
         let hex = sha256_hex(&digest).unwrap_or_default().to_string();
-        fs::rename(&self.tmp, self.dir.join(hex))?;
+        let dest = self.dir.join(hex);
+        if !sync && dest.exists() {
+            // Keep the copy that is already durable; Drop removes the unsynced one.
+            return Ok((digest, len));
+        }
+        fs::rename(&self.tmp, dest)?;
         self.committed = true;
-        atomic::sync_dir(&self.dir)?;
+        if sync {
+            atomic::sync_dir(&self.dir)?;
+        }
         Ok((digest, len))
     }
 }

@@ -52,9 +52,10 @@ impl ImageStore {
                 }
             })
             .transpose()?;
-        let _ops = self.lock_ops();
         let parsed = parse_config(config)?;
-        self.ensure_layers(&parsed.rootfs.diff_ids, open)?;
+        let _pins = self.pin(&chain_ids(&parsed.rootfs.diff_ids));
+        self.ensure_layers(&parsed.rootfs.diff_ids, open, false)?;
+        let _ops = self.lock_ops();
         let refs: Vec<String> = reference.iter().map(|r| r.to_string()).collect();
         let id = self.register_image(config, None, digests.into_iter().collect(), &refs)?;
         let _ = self.collect_garbage()?;
@@ -70,9 +71,10 @@ impl ImageStore {
         open: &mut LayerOpener<'_>,
         parent: Option<&str>,
     ) -> Result<Digest, ImageError> {
-        let _ops = self.lock_ops();
         let parsed = parse_config(config)?;
-        self.ensure_layers(&parsed.rootfs.diff_ids, open)?;
+        let _pins = self.pin(&chain_ids(&parsed.rootfs.diff_ids));
+        self.ensure_layers(&parsed.rootfs.diff_ids, open, false)?;
+        let _ops = self.lock_ops();
         let parent = match parent {
             Some(p) => Some(self.read_state().lookup(p)?),
             None => None,
@@ -91,18 +93,23 @@ impl ImageStore {
         reader: &mut dyn Read,
         parent: Option<&Digest>,
     ) -> Result<Digest, ImageError> {
+        let extracted = self.layers.extract(&self.blobs, reader, parent, None)?;
         let _ops = self.lock_ops();
-        let rec = self.layers.create(&self.blobs, reader, parent, None)?;
+        let rec = self.layers.commit(extracted)?;
         let diff_id = rec.diff_id.clone();
         self.write_state().layers.insert(rec.chain_id.clone(), rec);
         Ok(diff_id)
     }
 
-    /// Extracts every missing layer of `diff_ids`, verifying each. Caller holds the ops lock.
+    /// Extracts every missing layer of `diff_ids`, verifying each. With `locked` the caller
+    /// holds the ops lock; without, the caller pinned the layers ([`Self::pin`]) and each
+    /// layer is extracted without the lock (a pull's download may take minutes), which is
+    /// taken only to put it in place.
     pub(crate) fn ensure_layers(
         &self,
         diff_ids: &[Digest],
         open: &mut LayerOpener<'_>,
+        locked: bool,
     ) -> Result<(), ImageError> {
         let chain = chain_ids(diff_ids);
         for (i, chain_id) in chain.iter().enumerate() {
@@ -111,12 +118,27 @@ impl ImageStore {
             }
             let mut reader = open(i)?;
             let parent = i.checked_sub(1).map(|p| &chain[p]);
-            let rec = self
-                .layers
-                .create(&self.blobs, &mut reader, parent, Some(&diff_ids[i]))?;
+            let extracted =
+                self.layers
+                    .extract(&self.blobs, &mut reader, parent, Some(&diff_ids[i]))?;
+            let _ops = (!locked).then(|| self.lock_ops());
+            let rec = self.layers.commit(extracted)?;
             self.write_state().layers.insert(rec.chain_id.clone(), rec);
         }
         Ok(())
+    }
+
+    /// Keeps the layers `chains` from garbage collection until the guard is dropped, for an
+    /// ingest that adds them (or relies on them) without holding the ops lock throughout.
+    pub(crate) fn pin(&self, chains: &[Digest]) -> Pinned<'_> {
+        let mut pins = self.lock_pins();
+        for c in chains {
+            *pins.entry(c.clone()).or_default() += 1;
+        }
+        Pinned {
+            store: self,
+            chains: chains.to_vec(),
+        }
     }
 
     /// The uncompressed tar of a stored layer, by diff id (what `save` writes and a push
@@ -128,5 +150,25 @@ impl ImageStore {
             .filter(|p| p.exists())
             .ok_or_else(|| ImageError::NotFound(format!("layer {diff_id}")))?;
         Ok(File::open(path)?)
+    }
+}
+
+/// Layers pinned by [`ImageStore::pin`].
+pub(crate) struct Pinned<'a> {
+    store: &'a ImageStore,
+    chains: Vec<Digest>,
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        let mut pins = self.store.lock_pins();
+        for c in &self.chains {
+            if let Some(n) = pins.get_mut(c) {
+                *n -= 1;
+                if *n == 0 {
+                    pins.remove(c);
+                }
+            }
+        }
     }
 }

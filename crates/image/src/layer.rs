@@ -11,6 +11,7 @@ mod tests;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,8 @@ pub struct LayerRecord {
 pub struct Layers {
     dir: PathBuf,
     links: PathBuf,
+    /// Set when a layer was put in place without a sync (see [`Self::extract`]).
+    unsynced: AtomicBool,
 }
 
 impl Layers {
@@ -53,7 +56,11 @@ impl Layers {
         fs::create_dir_all(&links)?;
         atomic::sweep_temp(&dir)?;
         atomic::sweep_temp(&links)?;
-        Ok(Self { dir, links })
+        Ok(Self {
+            dir,
+            links,
+            unsynced: AtomicBool::new(false),
+        })
     }
 
     /// `<root>/layers/<chain hex>`.
@@ -94,7 +101,7 @@ impl Layers {
 
     /// Extracts a layer tar (plain or gzip) on top of `parent`, storing the uncompressed tar
     /// as a blob. When `expected` is given the diff id must match. If the layer already
-    /// exists the new copy is discarded.
+    /// exists the new copy is discarded. Caller holds the store's ops lock.
     pub fn create(
         &self,
         blobs: &BlobStore,
@@ -102,15 +109,30 @@ impl Layers {
         parent: Option<&Digest>,
         expected: Option<&Digest>,
     ) -> Result<LayerRecord, ImageError> {
-        let tmp = temp_path(&self.dir);
-        let result = self.create_in(&tmp, blobs, reader, parent, expected);
-        if result.is_err() {
-            let _ = atomic::remove_any(&tmp);
-        }
-        result
+        let extracted = self.extract(blobs, reader, parent, expected)?;
+        self.commit(extracted)
     }
 
-    fn create_in(
+    /// The slow half of [`Self::create`], which needs no lock: extracts and verifies the
+    /// layer into a temporary directory. Nothing is synced here: the store syncs the
+    /// filesystem once before an image names the layer (a layer no image names is collected
+    /// at the next open, so a crash before that point loses nothing a user could see).
+    pub fn extract(
+        &self,
+        blobs: &BlobStore,
+        reader: &mut dyn Read,
+        parent: Option<&Digest>,
+        expected: Option<&Digest>,
+    ) -> Result<Extracted, ImageError> {
+        let mut extracted = Extracted {
+            tmp: temp_path(&self.dir),
+            rec: None,
+        };
+        extracted.rec = Some(self.extract_in(&extracted.tmp, blobs, reader, parent, expected)?);
+        Ok(extracted)
+    }
+
+    fn extract_in(
         &self,
         tmp: &Path,
         blobs: &BlobStore,
@@ -125,37 +147,53 @@ impl Layers {
         let mut tee = TeeReader::new(&mut input, blob);
         let stats = apply::apply_tar(&mut tee, &diff)?;
         let (diff_id, _, blob) = tee.finish()?;
-        let (diff_id, _) = blob.commit(expected.map(String::as_str).or(Some(&diff_id)))?;
+        let (diff_id, _) = blob.commit_unsynced(expected.map(String::as_str).or(Some(&diff_id)))?;
         let chain_id = match parent {
             None => diff_id.clone(),
             Some(p) => sha256_digest(format!("{p} {diff_id}").as_bytes()),
         };
-        let rec = LayerRecord {
-            chain_id: chain_id.clone(),
+        Ok(LayerRecord {
+            chain_id,
             diff_id,
             parent: parent.cloned(),
             size: stats.size,
-        };
-        let final_dir = self.layer_dir(&chain_id);
+        })
+    }
+
+    /// The quick half of [`Self::create`]: moves an extracted layer into place (or drops it
+    /// when the layer appeared meanwhile). Caller holds the store's ops lock.
+    pub fn commit(&self, mut extracted: Extracted) -> Result<LayerRecord, ImageError> {
+        let rec = extracted
+            .rec
+            .take()
+            .ok_or_else(|| std::io::Error::other("layer committed twice"))?;
+        let tmp = extracted.tmp.clone();
+        let final_dir = self.layer_dir(&rec.chain_id);
         if final_dir.join(META_FILE).exists() {
-            atomic::remove_any(tmp)?;
+            atomic::remove_any(&tmp)?;
             return Ok(rec);
         }
         atomic::remove_any(&final_dir)?;
-        // The extracted files must be on disk before layer.json marks the layer complete;
-        // one syncfs is far cheaper than an fsync per file.
-        let diff_handle = fs::File::open(&diff)?;
-        nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&diff_handle))
-            .map_err(std::io::Error::from)?;
-        atomic::write_file(
-            &tmp.join(META_FILE),
-            &serde_json::to_vec(&rec).map_err(json_err)?,
+        fs::write(
+            tmp.join(META_FILE),
+            serde_json::to_vec(&rec).map_err(json_err)?,
         )?;
-        fs::rename(tmp, &final_dir)?;
-        atomic::sync_dir(&self.dir)?;
-        self.link(&chain_id)?;
-        tracing::debug!(layer = %chain_id, size = rec.size, "layer extracted");
+        fs::rename(&tmp, &final_dir)?;
+        self.mark_unsynced();
+        self.link(&rec.chain_id)?;
+        tracing::debug!(layer = %rec.chain_id, size = rec.size, "layer extracted");
         Ok(rec)
+    }
+
+    /// True (and cleared) when a layer was put in place since the last call: the caller
+    /// syncs the filesystem before anything durable names it.
+    pub fn take_unsynced(&self) -> bool {
+        self.unsynced.swap(false, Ordering::AcqRel)
+    }
+
+    /// Records that a layer on disk is not synced yet.
+    pub fn mark_unsynced(&self) {
+        self.unsynced.store(true, Ordering::Release);
     }
 
     /// Creates (or repairs) the short symlink of a layer.
@@ -184,6 +222,22 @@ impl Layers {
             atomic::remove_any(&tmp)?;
         }
         Ok(())
+    }
+}
+
+/// A layer extracted into a temporary directory, not yet in place; dropped without
+/// [`Layers::commit`] it leaves nothing behind.
+#[derive(Debug)]
+pub struct Extracted {
+    tmp: PathBuf,
+    rec: Option<LayerRecord>,
+}
+
+impl Drop for Extracted {
+    fn drop(&mut self) {
+        // Also reached after a failed extraction (`rec` never set) and after a commit (the
+        // temp dir was renamed away; removing a missing path is fine).
+        let _ = atomic::remove_any(&self.tmp);
     }
 }
 

@@ -50,6 +50,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -174,6 +175,9 @@ pub struct ImageStore {
     ops: Mutex<()>,
     /// When set, new snapshots are copies instead of overlay mounts.
     copy_snapshots: AtomicBool,
+    /// Layers an ingest in progress relies on (count of ingests per chain id): garbage
+    /// collection keeps them although no image names them yet.
+    pins: Mutex<HashMap<Digest, usize>>,
 }
 
 impl ImageStore {
@@ -193,6 +197,7 @@ impl ImageStore {
             state: RwLock::new(state),
             ops: Mutex::new(()),
             copy_snapshots: AtomicBool::new(false),
+            pins: Mutex::new(HashMap::new()),
         };
         let _ = store.collect_garbage()?;
         for chain in store.read_state().layers.keys() {
@@ -277,6 +282,7 @@ impl ImageStore {
         let config: ImageConfig = serde_json::from_slice(config_bytes)
             .map_err(|e| ImageError::InvalidArchive(format!("invalid image config: {e}")))?;
         let chain = digest::chain_ids(&config.rootfs.diff_ids);
+        self.sync_layers()?;
         let id = self.blobs.put_bytes(config_bytes)?;
         let mut st = self.write_state();
         let mut meta = match st.images.get(&id) {
@@ -319,11 +325,31 @@ impl ImageStore {
         Ok(id)
     }
 
+    /// Makes every layer written so far durable (one `syncfs` of the store's filesystem,
+    /// far cheaper than an fsync per extracted file), if any was written since the last one.
+    fn sync_layers(&self) -> Result<(), ImageError> {
+        if self.layers.take_unsynced() {
+            let root = std::fs::File::open(&self.root)?;
+            if let Err(e) = nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&root)) {
+                self.layers.mark_unsynced();
+                return Err(std::io::Error::from(e).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn lock_pins(&self) -> MutexGuard<'_, HashMap<Digest, usize>> {
+        self.pins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Deletes layers and blobs nothing uses any more; returns the deleted layers.
     fn collect_garbage(&self) -> Result<Vec<layer::LayerRecord>, ImageError> {
         let (unused, keep) = {
             let mut st = self.write_state();
-            let unused = st.take_unused_layers();
+            // Read under the state lock: an ingest pins a layer before it looks it up.
+            let pinned: std::collections::HashSet<Digest> =
+                self.lock_pins().keys().cloned().collect();
+            let unused = st.take_unused_layers(&pinned);
             let mut keep: std::collections::HashSet<Digest> = st.images.keys().cloned().collect();
             keep.extend(st.layers.values().map(|l| l.diff_id.clone()));
             (unused, keep)

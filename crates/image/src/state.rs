@@ -227,9 +227,11 @@ impl State {
         used
     }
 
-    /// Layers no image or snapshot uses (taken out of the index; the caller deletes them).
-    pub fn take_unused_layers(&mut self) -> Vec<LayerRecord> {
-        let used = self.used_layers();
+    /// Layers no image or snapshot uses and not in `keep` (taken out of the index; the
+    /// caller deletes them).
+    pub fn take_unused_layers(&mut self, keep: &HashSet<Digest>) -> Vec<LayerRecord> {
+        let mut used = self.used_layers();
+        used.extend(keep.iter().cloned());
         let unused: Vec<Digest> = self
             .layers
             .keys()

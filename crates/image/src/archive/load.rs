@@ -276,7 +276,7 @@ impl ImageStore {
                 .map_err(|e| invalid(format!("layer {blob} is missing from the archive: {e}")))?;
             Ok(Box::new(file))
         };
-        self.ensure_layers(diff_ids, &mut open)?;
+        self.ensure_layers(diff_ids, &mut open, true)?;
         let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
         self.register_image(&config_bytes, None, digests, &names)
     }
