@@ -1,9 +1,11 @@
 //! The content-addressed blob store: `<root>/blobs/sha256/<hex>`. Every blob is hashed while
 //! it is written and only renamed into place when its digest is what the caller expected.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::atomic::{self, temp_path};
 use crate::digest::{HashingWriter, sha256_hex};
@@ -16,6 +18,8 @@ pub const MAX_DOCUMENT: u64 = 16 << 20;
 #[derive(Debug)]
 pub struct BlobStore {
     dir: PathBuf,
+    /// Files that will hold a blob once complete (see [`BlobOffer`]), by digest.
+    offers: Mutex<HashMap<Digest, Vec<PathBuf>>>,
 }
 
 impl BlobStore {
@@ -23,7 +27,10 @@ impl BlobStore {
     pub fn open(dir: PathBuf) -> Result<Self, ImageError> {
         fs::create_dir_all(&dir)?;
         atomic::sweep_temp(&dir)?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            offers: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Path of a blob (which may not exist); `None` for a malformed digest.
@@ -84,6 +91,60 @@ impl BlobStore {
         })
     }
 
+    fn lock_offers(&self) -> MutexGuard<'_, HashMap<Digest, Vec<PathBuf>>> {
+        self.offers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Announces that `path` (on the store's filesystem) will hold the bytes of blob `digest`
+    /// by the time a stream of them ends; until the guard is dropped.
+    pub fn offer(&self, digest: &str, path: &Path) -> BlobOffer<'_> {
+        self.lock_offers()
+            .entry(digest.to_string())
+            .or_default()
+            .push(path.to_path_buf());
+        BlobOffer {
+            blobs: self,
+            digest: digest.to_string(),
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// A file offered for `digest`, if any.
+    pub fn offered(&self, digest: &str) -> Option<PathBuf> {
+        self.lock_offers()
+            .get(digest)
+            .and_then(|paths| paths.first().cloned())
+    }
+
+    /// Makes the file at `path`, whose content the caller verified to be `digest`, that
+    /// blob: a hard link (a copy across filesystems), not synced (see
+    /// [`BlobWriter::commit_unsynced`]). An existing blob is kept.
+    pub fn adopt(&self, path: &Path, digest: &str) -> Result<(), ImageError> {
+        let Some(dest) = self.path(digest) else {
+            return Err(ImageError::InvalidArchive(format!(
+                "malformed digest {digest}"
+            )));
+        };
+        if dest.exists() {
+            return Ok(());
+        }
+        let tmp = temp_path(&self.dir);
+        let result = (|| {
+            match fs::hard_link(path, &tmp) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EXDEV as i32) => {
+                    fs::copy(path, &tmp)?;
+                }
+                Err(e) => return Err(e),
+            }
+            fs::rename(&tmp, &dest)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        Ok(result?)
+    }
+
     /// Removes a blob; missing is fine.
     pub fn remove(&self, digest: &str) -> Result<(), ImageError> {
         if let Some(path) = self.path(digest) {
@@ -109,6 +170,26 @@ impl BlobStore {
     #[cfg(test)]
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
+    }
+}
+
+/// A file announced by [`BlobStore::offer`]; dropping the guard withdraws it.
+#[derive(Debug)]
+pub struct BlobOffer<'a> {
+    blobs: &'a BlobStore,
+    digest: Digest,
+    path: PathBuf,
+}
+
+impl Drop for BlobOffer<'_> {
+    fn drop(&mut self) {
+        let mut offers = self.blobs.lock_offers();
+        if let Some(paths) = offers.get_mut(&self.digest) {
+            paths.retain(|p| p != &self.path);
+            if paths.is_empty() {
+                offers.remove(&self.digest);
+            }
+        }
     }
 }
 

@@ -141,6 +141,15 @@ impl ImageStore {
         }
     }
 
+    /// Announces that the file at `path` (under [`Self::root`]) will hold blob `digest` once
+    /// a stream of its bytes given to [`Self::add_image`] ends (a pull downloading a layer
+    /// while the store unpacks it): when that blob is an uncompressed layer tar, the store
+    /// keeps that file (a hard link) instead of writing its own copy. Withdrawn when the
+    /// guard is dropped.
+    pub fn offer_blob(&self, digest: &str, path: &std::path::Path) -> crate::BlobOffer<'_> {
+        self.blobs.offer(digest, path)
+    }
+
     /// The uncompressed tar of a stored layer, by diff id (what `save` writes and a push
     /// uploads).
     pub fn open_layer(&self, diff_id: &str) -> Result<File, ImageError> {

@@ -142,12 +142,38 @@ impl Layers {
     ) -> Result<LayerRecord, ImageError> {
         let diff = tmp.join("diff");
         fs::create_dir_all(&diff)?;
-        let mut input = decompressed(reader)?;
-        let blob = blobs.writer()?;
-        let mut tee = TeeReader::new(&mut input, blob);
-        let stats = apply::apply_tar(&mut tee, &diff)?;
-        let (diff_id, _, blob) = tee.finish()?;
-        let (diff_id, _) = blob.commit_unsynced(expected.map(String::as_str).or(Some(&diff_id)))?;
+        let (mut input, compressed) = decompressed_kind(reader)?;
+        // The uncompressed tar is kept as a blob. It needs no copy when the store has it
+        // already, or when the stream is a plain tar whose bytes a file offered for the
+        // expected diff id holds (a pull's download): that file becomes the blob.
+        let offered = expected
+            .filter(|_| !compressed)
+            .and_then(|d| blobs.offered(d));
+        let (diff_id, stats) = if offered.is_some() || expected.is_some_and(|d| blobs.contains(d)) {
+            let mut tee = TeeReader::new(&mut input, std::io::sink());
+            let stats = apply::apply_tar(&mut tee, &diff)?;
+            let (diff_id, _, _) = tee.finish()?;
+            if let Some(expected) = expected
+                && *expected != diff_id
+            {
+                return Err(ImageError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: diff_id,
+                });
+            }
+            if let Some(path) = offered {
+                blobs.adopt(&path, &diff_id)?;
+            }
+            (diff_id, stats)
+        } else {
+            let blob = blobs.writer()?;
+            let mut tee = TeeReader::new(&mut input, blob);
+            let stats = apply::apply_tar(&mut tee, &diff)?;
+            let (diff_id, _, blob) = tee.finish()?;
+            let (diff_id, _) =
+                blob.commit_unsynced(expected.map(String::as_str).or(Some(&diff_id)))?;
+            (diff_id, stats)
+        };
         let chain_id = match parent {
             None => diff_id.clone(),
             Some(p) => sha256_digest(format!("{p} {diff_id}").as_bytes()),
@@ -247,15 +273,22 @@ fn json_err(e: serde_json::Error) -> ImageError {
 
 /// Wraps a reader, transparently gunzipping when the stream starts with the gzip magic.
 pub fn decompressed<'a>(reader: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, ImageError> {
+    Ok(decompressed_kind(reader)?.0)
+}
+
+/// [`decompressed`], also saying whether the stream was compressed.
+fn decompressed_kind<'a>(
+    reader: &'a mut dyn Read,
+) -> Result<(Box<dyn Read + 'a>, bool), ImageError> {
     let mut buf = BufReader::with_capacity(64 * 1024, reader);
     let head = buf.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(buf)))
+        Ok((Box::new(flate2::read::MultiGzDecoder::new(buf)), true))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Err(ImageError::InvalidArchive(
             "zstd-compressed layers are not supported".into(),
         ))
     } else {
-        Ok(Box::new(buf))
+        Ok((Box::new(buf), false))
     }
 }

@@ -56,6 +56,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use archive::media_type;
+pub use blobs::BlobOffer;
 pub use config::{ContainerDefaults, History, ImageConfig, RootFs};
 pub use copy::PathStat;
 pub use history::HistoryItem;

@@ -320,6 +320,72 @@ fn add_image_extracts_only_missing_layers_and_records_digest() {
 }
 
 #[test]
+fn add_image_adopts_an_offered_plain_layer_file_instead_of_copying_it() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, store) = store();
+    let layers = small_layers();
+    let config = config_for(&layers, &["sh"]);
+    let parsed: crate::ImageConfig = serde_json::from_slice(&config).expect("config");
+    let diff_ids = parsed.rootfs.diff_ids.clone();
+    // Layer 0 arrives as a plain tar whose file is offered, layer 1 gzipped (offered too,
+    // under its own digest, which is not its diff id: it must be copied as before).
+    let files: Vec<std::path::PathBuf> = (0..2)
+        .map(|i| store.root().join(format!(".tmp-test{i}")))
+        .collect();
+    std::fs::write(&files[0], &layers[0]).expect("write");
+    let gz1 = crate::fixtures::gzip(&layers[1]);
+    std::fs::write(&files[1], &gz1).expect("write");
+    let offers = vec![
+        store.offer_blob(&diff_ids[0], &files[0]),
+        store.offer_blob(&crate::digest::sha256_digest(&gz1), &files[1]),
+    ];
+    store
+        .add_image(
+            &config,
+            &mut |i| Ok(Box::new(fs::File::open(&files[i]).expect("open"))),
+            Some("local/offered"),
+            None,
+        )
+        .expect("add");
+    drop(offers);
+    let blob = |d: &str| {
+        let mut f = store.open_layer(d).expect("layer");
+        let ino = f.metadata().expect("meta").ino();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).expect("read");
+        (ino, data)
+    };
+    let (ino0, data0) = blob(&diff_ids[0]);
+    assert_eq!(data0, layers[0]);
+    assert_eq!(ino0, std::fs::metadata(&files[0]).expect("meta").ino());
+    let (ino1, data1) = blob(&diff_ids[1]);
+    assert_eq!(data1, layers[1]);
+    assert_ne!(ino1, std::fs::metadata(&files[1]).expect("meta").ino());
+    // An offered file whose bytes are not the diff id is refused and never adopted.
+    let other = vec![tar_of(&[Entry::File("q".into(), 0o644, b"q".to_vec())])];
+    let bad_config = config_for(&[b"not this".to_vec()], &["x"]);
+    let bad_diff = serde_json::from_slice::<crate::ImageConfig>(&bad_config)
+        .expect("config")
+        .rootfs
+        .diff_ids[0]
+        .clone();
+    let bad_file = store.root().join(".tmp-bad");
+    std::fs::write(&bad_file, &other[0]).expect("write");
+    let _offer = store.offer_blob(&bad_diff, &bad_file);
+    let err = store
+        .add_image(
+            &bad_config,
+            &mut |_| Ok(Box::new(fs::File::open(&bad_file).expect("open"))),
+            None,
+            None,
+        )
+        .expect_err("mismatch");
+    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+    assert!(store.open_layer(&bad_diff).is_err());
+    drop(dir);
+}
+
+#[test]
 fn legacy_archive_with_symlinked_layer_tar_loads_both_images() {
     let (_dir, store) = store();
     let layers = small_layers();

@@ -31,9 +31,9 @@ pub const CONCURRENT_DOWNLOADS: usize = 3;
 /// messages.
 const PUBLISH_EVERY: u64 = 512 << 10;
 
-/// A download that receives nothing for this long fails: the unpacking thread holds the
-/// image store's lock while it waits for the bytes, so a stalled registry must not hold
-/// it for ever.
+/// A download that receives nothing for this long fails: the unpacking thread waits for
+/// the bytes (with the image's layers pinned in the store), so a stalled registry must not
+/// keep it for ever.
 const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What a pull did.
@@ -368,6 +368,8 @@ fn unpack_all(
 ) -> Result<berth_image::Digest, ClientError> {
     // `add_image` opens layer i only after layer i-1 is unpacked: the previous one is done.
     let mut current: Option<usize> = None;
+    // A downloaded plain tar becomes the store's layer blob as it is (no second copy).
+    let mut offers = Vec::new();
     let finished = |i: Option<usize>| {
         if let Some((digest, _)) = i.and_then(|i| sizes.get(i)) {
             let _ = events.send(Progress::Unpacked {
@@ -381,6 +383,7 @@ fn unpack_all(
             berth_image::ImageError::NotFound(format!("layer {i} was not downloaded"))
         })?;
         let (digest, total) = sizes.get(i).cloned().unwrap_or_default();
+        offers.push(store.offer_blob(&digest, growing.path()));
         let events = events.clone();
         let mut reported = 0u64;
         let on_read = Box::new(move |current: u64| {
@@ -395,7 +398,10 @@ fn unpack_all(
         });
         Ok(Box::new(growing.reader(on_read)?))
     };
-    let id = store.add_image(config, &mut open, tag.as_deref(), Some(&repo_digest))?;
+    let id = store.add_image(config, &mut open, tag.as_deref(), Some(&repo_digest));
+    drop(open);
+    drop(offers);
+    let id = id?;
     finished(current);
     Ok(id)
 }
