@@ -18,8 +18,9 @@ pub const MAX_DOCUMENT: u64 = 16 << 20;
 #[derive(Debug)]
 pub struct BlobStore {
     dir: PathBuf,
-    /// Files that will hold a blob once complete (see [`BlobOffer`]), by digest.
-    offers: Mutex<HashMap<Digest, Vec<PathBuf>>>,
+    /// Files that will hold a verified blob once complete (see [`BlobOffer`]), by the
+    /// offering thread and the digest.
+    offers: Mutex<HashMap<OfferKey, Vec<PathBuf>>>,
 }
 
 impl BlobStore {
@@ -91,28 +92,33 @@ impl BlobStore {
         })
     }
 
-    fn lock_offers(&self) -> MutexGuard<'_, HashMap<Digest, Vec<PathBuf>>> {
+    fn lock_offers(&self) -> MutexGuard<'_, HashMap<OfferKey, Vec<PathBuf>>> {
         self.offers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Announces that `path` (on the store's filesystem) will hold the bytes of blob `digest`
-    /// by the time a stream of them ends; until the guard is dropped.
+    /// Announces, for ingests on the calling thread until the guard is dropped, that `path`
+    /// (on the store's filesystem) holds the bytes of blob `digest`, verified by the caller,
+    /// once the stream the caller gives for that blob ends (see
+    /// [`crate::ImageStore::offer_blob`]).
     pub fn offer(&self, digest: &str, path: &Path) -> BlobOffer<'_> {
+        let key = (std::thread::current().id(), digest.to_string());
         self.lock_offers()
-            .entry(digest.to_string())
+            .entry(key.clone())
             .or_default()
             .push(path.to_path_buf());
         BlobOffer {
             blobs: self,
-            digest: digest.to_string(),
+            key,
             path: path.to_path_buf(),
+            _thread: std::marker::PhantomData,
         }
     }
 
-    /// A file offered for `digest`, if any.
+    /// A file the calling thread offered for `digest`, if any.
     pub fn offered(&self, digest: &str) -> Option<PathBuf> {
+        let key = (std::thread::current().id(), digest.to_string());
         self.lock_offers()
-            .get(digest)
+            .get(&key)
             .and_then(|paths| paths.first().cloned())
     }
 
@@ -173,21 +179,26 @@ impl BlobStore {
     }
 }
 
-/// A file announced by [`BlobStore::offer`]; dropping the guard withdraws it.
+/// An offer's scope: the offering thread and the blob's digest.
+type OfferKey = (std::thread::ThreadId, Digest);
+
+/// A file announced by [`BlobStore::offer`] for the offering thread's ingests; dropping the
+/// guard withdraws it. Not `Send`: an offer belongs to the thread that made it.
 #[derive(Debug)]
 pub struct BlobOffer<'a> {
     blobs: &'a BlobStore,
-    digest: Digest,
+    key: OfferKey,
     path: PathBuf,
+    _thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Drop for BlobOffer<'_> {
     fn drop(&mut self) {
         let mut offers = self.blobs.lock_offers();
-        if let Some(paths) = offers.get_mut(&self.digest) {
+        if let Some(paths) = offers.get_mut(&self.key) {
             paths.retain(|p| p != &self.path);
             if paths.is_empty() {
-                offers.remove(&self.digest);
+                offers.remove(&self.key);
             }
         }
     }

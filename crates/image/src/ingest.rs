@@ -141,11 +141,14 @@ impl ImageStore {
         }
     }
 
-    /// Announces that the file at `path` (under [`Self::root`]) will hold blob `digest` once
-    /// a stream of its bytes given to [`Self::add_image`] ends (a pull downloading a layer
-    /// while the store unpacks it): when that blob is an uncompressed layer tar, the store
-    /// keeps that file (a hard link) instead of writing its own copy. Withdrawn when the
-    /// guard is dropped.
+    /// For a pull that downloads a layer into the file at `path` (under [`Self::root`])
+    /// while the store unpacks it: announces that the stream the caller's opener gives for
+    /// blob `digest` reads that file and ends only once the caller verified the whole blob
+    /// against `digest` (an error otherwise). When that blob is an uncompressed layer tar
+    /// (its digest is the diff id), the store then takes the caller's verification as the
+    /// diff id's instead of hashing the same bytes again, and keeps that file as the layer
+    /// blob (a hard link) instead of writing its own copy. The offer covers ingests on the
+    /// calling thread only and is withdrawn when the guard is dropped.
     pub fn offer_blob(&self, digest: &str, path: &std::path::Path) -> crate::BlobOffer<'_> {
         self.blobs.offer(digest, path)
     }

@@ -143,13 +143,20 @@ impl Layers {
         let diff = tmp.join("diff");
         fs::create_dir_all(&diff)?;
         let (mut input, compressed) = decompressed_kind(reader)?;
-        // The uncompressed tar is kept as a blob. It needs no copy when the store has it
-        // already, or when the stream is a plain tar whose bytes a file offered for the
-        // expected diff id holds (a pull's download): that file becomes the blob.
+        // The uncompressed tar is kept as a blob. A plain tar read from a file offered for
+        // the expected diff id (a pull's download, verified by the puller before the stream
+        // ends) is neither hashed again nor copied: that file becomes the blob. Otherwise
+        // the stream is hashed, and copied unless the store has the blob already.
         let offered = expected
             .filter(|_| !compressed)
-            .and_then(|d| blobs.offered(d));
-        let (diff_id, stats) = if offered.is_some() || expected.is_some_and(|d| blobs.contains(d)) {
+            .and_then(|d| blobs.offered(d).map(|path| (d, path)));
+        let (diff_id, stats) = if let Some((verified, path)) = offered {
+            let stats = apply::apply_tar(&mut input, &diff)?;
+            // Up to the end: the puller's end of stream is its verification.
+            std::io::copy(&mut input, &mut std::io::sink())?;
+            blobs.adopt(&path, verified)?;
+            (verified.clone(), stats)
+        } else if expected.is_some_and(|d| blobs.contains(d)) {
             let mut tee = TeeReader::new(&mut input, std::io::sink());
             let stats = apply::apply_tar(&mut tee, &diff)?;
             let (diff_id, _, _) = tee.finish()?;
@@ -160,9 +167,6 @@ impl Layers {
                     expected: expected.clone(),
                     actual: diff_id,
                 });
-            }
-            if let Some(path) = offered {
-                blobs.adopt(&path, &diff_id)?;
             }
             (diff_id, stats)
         } else {

@@ -361,7 +361,8 @@ fn add_image_adopts_an_offered_plain_layer_file_instead_of_copying_it() {
     let (ino1, data1) = blob(&diff_ids[1]);
     assert_eq!(data1, layers[1]);
     assert_ne!(ino1, std::fs::metadata(&files[1]).expect("meta").ino());
-    // An offered file whose bytes are not the diff id is refused and never adopted.
+    // An offer covers its own thread's ingests only: an ingest elsewhere whose stream is
+    // not the diff id is still hashed and refused, and never adopts the offered file.
     let other = vec![tar_of(&[Entry::File("q".into(), 0o644, b"q".to_vec())])];
     let bad_config = config_for(&[b"not this".to_vec()], &["x"]);
     let bad_diff = serde_json::from_slice::<crate::ImageConfig>(&bad_config)
@@ -372,14 +373,19 @@ fn add_image_adopts_an_offered_plain_layer_file_instead_of_copying_it() {
     let bad_file = store.root().join(".tmp-bad");
     std::fs::write(&bad_file, &other[0]).expect("write");
     let _offer = store.offer_blob(&bad_diff, &bad_file);
-    let err = store
-        .add_image(
-            &bad_config,
-            &mut |_| Ok(Box::new(fs::File::open(&bad_file).expect("open"))),
-            None,
-            None,
-        )
-        .expect_err("mismatch");
+    let err = std::thread::scope(|s| {
+        s.spawn(|| {
+            store.add_image(
+                &bad_config,
+                &mut |_| Ok(Box::new(fs::File::open(&bad_file).expect("open"))),
+                None,
+                None,
+            )
+        })
+        .join()
+        .expect("thread")
+    })
+    .expect_err("mismatch");
     assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
     assert!(store.open_layer(&bad_diff).is_err());
     drop(dir);
