@@ -167,23 +167,43 @@ impl Drop for Registry {
 }
 
 /// A loopback TCP proxy to `target` whose first connection that moves more than `cut_after`
-/// bytes from the server is dropped there; later connections are forwarded whole.
+/// bytes from the server is dropped there (or, started with [`Self::start_stalling`], stops
+/// forwarding until [`Self::release`]); later connections are forwarded whole.
 pub struct CuttingProxy {
     port: u16,
     stop: Arc<AtomicBool>,
-    /// Set once a connection has been cut.
+    /// Set once a connection has been cut (or stalled).
     pub cut: Arc<AtomicBool>,
+    /// For a stalling proxy: set to let the stalled connection go on.
+    release: Option<Arc<AtomicBool>>,
 }
 
 impl CuttingProxy {
     /// Starts the proxy.
     pub fn start(target: u16, cut_after: u64) -> Self {
+        Self::start_with(target, cut_after, None)
+    }
+
+    /// Starts a proxy whose first connection past `stall_after` bytes holds the rest of the
+    /// response back until [`Self::release`] (or the proxy is dropped).
+    pub fn start_stalling(target: u16, stall_after: u64) -> Self {
+        Self::start_with(target, stall_after, Some(Arc::new(AtomicBool::new(false))))
+    }
+
+    /// Lets a stalled connection go on.
+    pub fn release(&self) {
+        if let Some(r) = &self.release {
+            r.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn start_with(target: u16, cut_after: u64, release: Option<Arc<AtomicBool>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
         let cut = Arc::new(AtomicBool::new(false));
-        let (s2, c2) = (stop.clone(), cut.clone());
+        let (s2, c2, r2) = (stop.clone(), cut.clone(), release.clone());
         std::thread::spawn(move || {
             while !s2.load(Ordering::Relaxed) {
                 let Ok((client, _)) = listener.accept() else {
@@ -194,11 +214,16 @@ impl CuttingProxy {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                     continue;
                 };
-                let cut = c2.clone();
-                std::thread::spawn(move || pipe(client, server, cut, cut_after));
+                let (cut, release) = (c2.clone(), r2.clone());
+                std::thread::spawn(move || pipe(client, server, cut, cut_after, release));
             }
         });
-        Self { port, stop, cut }
+        Self {
+            port,
+            stop,
+            cut,
+            release,
+        }
     }
 
     /// The proxy's port.
@@ -210,10 +235,17 @@ impl CuttingProxy {
 impl Drop for CuttingProxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.release();
     }
 }
 
-fn pipe(client: TcpStream, server: TcpStream, cut: Arc<AtomicBool>, cut_after: u64) {
+fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    cut: Arc<AtomicBool>,
+    cut_after: u64,
+    release: Option<Arc<AtomicBool>>,
+) {
     let (mut c_read, mut s_write) = (
         client.try_clone().expect("clone"),
         server.try_clone().expect("clone"),
@@ -232,6 +264,15 @@ fn pipe(client: TcpStream, server: TcpStream, cut: Arc<AtomicBool>, cut_after: u
         };
         let total = moved.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if total > cut_after && !cut.swap(true, Ordering::SeqCst) {
+            if let Some(release) = &release {
+                while !release.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if c_write.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                continue;
+            }
             let _ = c_write.shutdown(Shutdown::Both);
             let _ = s_read.shutdown(Shutdown::Both);
             break;

@@ -486,6 +486,87 @@ fn interrupted_push_and_pull_complete_on_retry() {
     assert_eq!(run.trim(), (96u64 << 20).to_string());
 }
 
+/// A pull waiting on a slow registry holds no lock over the image store: other image
+/// operations (an import, an rmi with its garbage collection) go on meanwhile, and the layer
+/// the pull already unpacked survives that collection.
+#[test]
+#[ignore = "needs root"]
+fn a_stalled_pull_blocks_no_other_image_operation() {
+    let reg = Registry::start();
+    let d = Daemon::start();
+    d.load_busybox("busybox:latest");
+    let name = format!("{}/slow/img:1", reg.host());
+    // Two layers: busybox, then 32 MiB of random data.
+    d.docker_ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox:latest",
+        "/bin/busybox",
+        "dd",
+        "if=/dev/urandom",
+        "of=/big",
+        "bs=1048576",
+        "count=32",
+    ]);
+    d.docker_ok(&["commit", "mk", &name]);
+    d.docker_ok(&["push", &name]);
+    let id = inspect(&d, &name, "{{.Id}}");
+    let base = inspect(&d, &name, "{{index .RootFS.Layers 0}}");
+
+    let proxy = CuttingProxy::start_stalling(reg.port(), 8 << 20);
+    let via = format!("127.0.0.1:{}/slow/img:1", proxy.port());
+    let fresh = Daemon::start();
+    let mut pull = fresh
+        .docker_cmd(&["pull", &via])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn docker pull");
+    let base_layer = fresh
+        .root()
+        .join("image/layers")
+        .join(base.trim_start_matches("sha256:"))
+        .join("layer.json");
+    assert!(
+        berth_tests::eventually(std::time::Duration::from_secs(120), || {
+            proxy.cut.load(std::sync::atomic::Ordering::SeqCst) && base_layer.exists()
+        }),
+        "the top layer's download never stalled after the base layer was unpacked"
+    );
+    let started = std::time::Instant::now();
+    import_big(&fresh, "other:1", 1);
+    fresh.docker_ok(&["rmi", "other:1"]);
+    if pull.try_wait().expect("pull status").is_some() {
+        let out = pull.wait_with_output().expect("docker pull");
+        panic!(
+            "the pull ended while its download was held back (import and rmi took {:?}): {}\n{}",
+            started.elapsed(),
+            text(&out),
+            tail(&fresh.log(), 30)
+        );
+    }
+    assert!(
+        base_layer.exists(),
+        "garbage collection took a layer the pull in progress had unpacked"
+    );
+    proxy.release();
+    let out = pull.wait_with_output().expect("docker pull");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(inspect(&fresh, &via, "{{.Id}}"), id);
+    let size = fresh.docker_ok(&[
+        "run",
+        "--rm",
+        &via,
+        "/bin/busybox",
+        "stat",
+        "-c",
+        "%s",
+        "/big",
+    ]);
+    assert_eq!(size.trim(), (32u64 << 20).to_string());
+}
+
 /// `podman` with its own storage under `dir` (vfs: no mounts to clean up).
 fn podman(dir: &std::path::Path, args: &[&str]) -> Output {
     std::process::Command::new("podman")
