@@ -363,7 +363,7 @@ fn add_image_adopts_an_offered_plain_layer_file_instead_of_copying_it() {
     assert_ne!(ino1, std::fs::metadata(&files[1]).expect("meta").ino());
     // An offer covers its own thread's ingests only: an ingest elsewhere whose stream is
     // not the diff id is still hashed and refused, and never adopts the offered file.
-    let other = vec![tar_of(&[Entry::File("q".into(), 0o644, b"q".to_vec())])];
+    let other = tar_of(&[Entry::File("q".into(), 0o644, b"q".to_vec())]);
     let bad_config = config_for(&[b"not this".to_vec()], &["x"]);
     let bad_diff = serde_json::from_slice::<crate::ImageConfig>(&bad_config)
         .expect("config")
@@ -371,7 +371,7 @@ fn add_image_adopts_an_offered_plain_layer_file_instead_of_copying_it() {
         .diff_ids[0]
         .clone();
     let bad_file = store.root().join(".tmp-bad");
-    std::fs::write(&bad_file, &other[0]).expect("write");
+    std::fs::write(&bad_file, &other).expect("write");
     let _offer = store.offer_blob(&bad_diff, &bad_file);
     let err = std::thread::scope(|s| {
         s.spawn(|| {

@@ -399,7 +399,6 @@ fn unpack_all(
         Ok(Box::new(growing.reader(on_read)?))
     };
     let id = store.add_image(config, &mut open, tag.as_deref(), Some(&repo_digest));
-    drop(open);
     drop(offers);
     let id = id?;
     finished(current);
