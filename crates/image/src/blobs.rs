@@ -182,7 +182,7 @@ impl BlobStore {
 /// An offer's scope: the offering thread and the blob's digest.
 type OfferKey = (std::thread::ThreadId, Digest);
 
-/// A file announced by [`BlobStore::offer`] for the offering thread's ingests; dropping the
+/// A file announced by [`crate::ImageStore::offer_blob`] for the offering thread's ingests; dropping the
 /// guard withdraws it. Not `Send`: an offer belongs to the thread that made it.
 #[derive(Debug)]
 pub struct BlobOffer<'a> {

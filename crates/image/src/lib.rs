@@ -27,8 +27,8 @@
 //! [`ImageStore::snapshot`], [`ImageStore::unmount_snapshot`], [`ImageStore::history`],
 //! `docker cp` helpers ([`ImageStore::stat_path`], [`ImageStore::copy_from_container`],
 //! [`ImageStore::copy_to_container`]), registry hooks ([`ImageStore::add_image`],
-//! [`ImageStore::missing_layers`], [`ImageStore::open_layer`]), [`ImageStore::config_bytes`],
-//! [`ImageStore::set_copy_snapshots`] and [`ImageError::status`].
+//! [`ImageStore::missing_layers`], [`ImageStore::open_layer`], [`ImageStore::offer_blob`]),
+//! [`ImageStore::config_bytes`], [`ImageStore::set_copy_snapshots`] and [`ImageError::status`].
 
 mod archive;
 mod atomic;

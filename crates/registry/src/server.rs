@@ -95,7 +95,7 @@ pub(crate) struct Upload {
 }
 
 /// Called on a blocking thread once the server has gone quiet (no request in flight and
-/// none ended for [`IDLE_AFTER`]): the binary passes a function that gives memory back.
+/// none ended for `IDLE_AFTER`): the binary passes a function that gives memory back.
 pub type IdleHook = Arc<dyn Fn() + Send + Sync>;
 
 /// Quiet time after the last request before the [`IdleHook`] runs.
