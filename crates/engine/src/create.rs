@@ -209,14 +209,20 @@ impl Engine {
             };
         }
         let name = self.reserve_name(name, &id)?;
-        if let Err(e) = self.net.set_attachments(&id, Some(plan)) {
-            self.registry().names.remove(&name);
-            return Err(e);
-        }
-        match self
+        // The network attachments and the container's record are each synced; writing them
+        // side by side lets the filesystem commit both in one journal flush.
+        let attach = {
+            let engine = self.clone();
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || engine.net.set_attachments(&id, Some(plan)))
+        };
+        let created = self
             .finish_create(&id, &name, config, host_config, path, args, &image)
+            .await;
+        let attached = attach
             .await
-        {
+            .unwrap_or_else(|e| Err(EngineError::Internal(format!("saving attachments: {e}"))));
+        match attached.and(created) {
             Ok(c) => {
                 let entry = Entry::new(c.clone());
                 self.registry().by_id.insert(id.clone(), entry);
