@@ -166,7 +166,7 @@ impl Shim {
         match self.executor.start() {
             Ok(()) => {
                 self.started = true;
-                self.trim_pending = true;
+                self.schedule_trim();
                 Reply::Pid {
                     pid: self
                         .init
@@ -285,7 +285,7 @@ impl Shim {
         if let Some(e) = self.execs.get_mut(exec_id) {
             e.proc = Some(proc);
         }
-        self.trim_pending = true;
+        self.schedule_trim();
         // Input that arrived before the start goes to the process now.
         let waiting: Vec<u64> = self
             .conns

@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -21,6 +22,11 @@ use crate::{ContainerConfig, ExecConfig, layout};
 
 /// Bytes queued for one client before the shim stops reading the process' output.
 const HIGH_WATER: usize = 1 << 20;
+
+/// How long after a process starts the shim shrinks its resident set: not at once, so that a
+/// short-lived process (`docker run --rm IMG true`) has its exit reaped and reported without
+/// waiting for the trim.
+const TRIM_DELAY: Duration = Duration::from_millis(500);
 
 /// Which process a connection or descriptor belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +94,8 @@ pub struct Shim {
     pub(super) next_conn: u64,
     pub(super) started: bool,
     /// A process was started: shrink the resident set once the replies are out.
-    pub(super) trim_pending: bool,
+    /// When to shrink the resident set (see [`Server::schedule_trim`]).
+    pub(super) trim_at: Option<Instant>,
     pub(super) paused: bool,
     pub(super) execs: BTreeMap<String, Exec>,
     pub(super) reaped: HashMap<i32, i32>,
@@ -125,7 +132,7 @@ impl Shim {
             conns: BTreeMap::new(),
             next_conn: 0,
             started: false,
-            trim_pending: false,
+            trim_at: None,
             paused: false,
             execs: BTreeMap::new(),
             reaped: HashMap::new(),
@@ -149,6 +156,13 @@ impl Shim {
         )
     }
 
+    /// Shrinks the resident set [`TRIM_DELAY`] after a process started, unless the
+    /// container has exited by then.
+    pub(super) fn schedule_trim(&mut self) {
+        self.trim_at
+            .get_or_insert_with(|| Instant::now() + TRIM_DELAY);
+    }
+
     /// Runs until the container has exited and every client is gone; returns the exit code
     /// of the shim itself.
     pub fn run(mut self) -> i32 {
@@ -170,7 +184,11 @@ impl Shim {
             for (key, flags) in events {
                 self.handle_event(key, flags, &mut buf);
             }
-            if std::mem::take(&mut self.trim_pending) {
+            if self.finished {
+                self.trim_at = None;
+            }
+            if self.trim_at.is_some_and(|at| at <= Instant::now()) {
+                self.trim_at = None;
                 crate::sys::trim_resident();
             }
         }
@@ -224,7 +242,14 @@ impl Shim {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        let timeout = match self.trim_at {
+            Some(at) => {
+                let ms = at.saturating_duration_since(Instant::now()).as_millis();
+                PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
+            }
+            None => PollTimeout::NONE,
+        };
+        match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
