@@ -205,3 +205,30 @@ fn daemon_killed_during_run_restarts_consistent() {
         assert!(left().is_empty(), "leftovers on disk: {:?}", left());
     }
 }
+
+#[test]
+#[ignore = "needs root"]
+fn rm_container_that_exited_while_the_daemon_was_down_is_removed_at_start() {
+    let mut d = daemon();
+    let id = d.docker_ok(&["run", "-d", "--rm", "busybox", "sleep", "1"]);
+    let kept = d.docker_ok(&["create", "--rm", "--name", "kept", "busybox", "true"]);
+    let pid: i32 = d
+        .docker_ok(&["inspect", "-f", "{{.State.Pid}}", &id])
+        .parse()
+        .expect("pid");
+    d.stop();
+    // The container's process ends while no daemon runs.
+    let gone = || !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    assert!(
+        eventually(Duration::from_secs(20), gone),
+        "pid {pid} still alive"
+    );
+    d.start_again();
+    let all = d.docker_ok(&["ps", "-aq", "--no-trunc"]);
+    assert!(
+        !all.contains(&id),
+        "the exited --rm container is still listed: {all}"
+    );
+    // A --rm container that never ran stays, as with dockerd.
+    assert!(all.contains(&kept), "{all}");
+}

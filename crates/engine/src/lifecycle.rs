@@ -168,7 +168,7 @@ impl Engine {
     }
 
     /// Removes a `--rm` container once it has exited or failed to start.
-    async fn auto_remove(self: &Arc<Self>, id: &str) {
+    pub(crate) async fn auto_remove(self: &Arc<Self>, id: &str) {
         if let Err(e) = self.remove(id, true).await {
             tracing::warn!(container = %id, error = %e, "auto-remove failed");
         }
@@ -208,7 +208,11 @@ impl Engine {
             c.state.finished_at = Some(status.finished_at);
             c.clone()
         };
-        self.persist(&snapshot);
+        // An `AutoRemove` record is removed right below; a crash before that finds it
+        // running with an exited shim, which the next start reconciles the same way.
+        if !snapshot.host_config.auto_remove {
+            self.persist(&snapshot);
+        }
         self.net_release(&id).await;
         tracing::info!(container = %id, code = status.code, "exited");
         if status.oom_killed {

@@ -176,6 +176,11 @@ impl Engine {
             self.spawn_monitor(entry, generation);
             return;
         }
+        if was_alive && updated.host_config.auto_remove {
+            // As dockerd does at start: a `--rm` container that exited meanwhile goes.
+            self.auto_remove(&updated.id).await;
+            return;
+        }
         let policy = updated.host_config.restart_policy.name.as_str();
         let start = policy == "always" || (policy == "unless-stopped" && !updated.manually_stopped);
         if start && updated.has_been_started {
