@@ -22,6 +22,7 @@ PEERS=${PEERS:-$TOP/../shared/bench/peers}
 [ -f "$PEERS/common.sh" ] || PEERS=/work/shared/bench/peers
 . "$PEERS/common.sh"
 . "$TOP/bench/lib.sh"
+. "$HERE/common.sh"
 ITERS=${ITERS:-3}
 TARGET_DIR=${CARGO_TARGET_DIR:-$TOP/target}
 BERTH=${BERTH_BIN:-$TARGET_DIR/release/berth}
@@ -51,33 +52,11 @@ trap cleanup EXIT
 
 pb_start_dockerd
 berth_bench_start_daemon
-python3 "$HERE/sink.py" "$WORK/sink.sock" 2> "$OUT/sink.log" &
-sink_pid=$!
-for _ in $(seq 100); do [ -S "$WORK/sink.sock" ] && break; sleep 0.1; done
-[ -S "$WORK/sink.sock" ] || pb_die "the sink did not start"
+build_bench_start_sink
 
-# The context: 1,000 files of 50 KiB (50 MB, random so nothing compresses or dedups), one
-# small file that the third measurement changes.
 CTX=$WORK/ctx
-mkdir -p "$CTX/data"
-for ((i = 0; i < 1000; i++)); do
-    head -c 51200 /dev/urandom > "$CTX/data/f$(printf %04d "$i")"
-done
-echo 0 > "$CTX/data/small.txt"
-cat > "$CTX/Dockerfile" <<DOCKERFILE
-ARG BASE=$PB_IMG
-FROM \$BASE
-ENV APP=/app
-WORKDIR /app
-RUN echo one > /step1
-COPY data/ /app/data/
-RUN ls /app/data | wc -l > /count
-ENV MODE=bench
-RUN cat /app/data/small.txt > /small
-CMD ["sh"]
-DOCKERFILE
+build_bench_context
 
-ms() { local t0 t1; t0=$(date +%s%N); "$@" >> "$OUT/builds.log" 2>&1 || { tail -20 "$OUT/builds.log" >&2; pb_die "build failed: $*"; }; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 b_berth() { env DOCKER_HOST=$BERTH_HOST DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$@" "$CTX"; }
 b_docker() { env DOCKER_HOST=$PEER_HOST DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$@" "$CTX"; }
 b_sink() { env DOCKER_HOST="unix://$WORK/sink.sock" DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$@" "$CTX"; }

@@ -1,0 +1,35 @@
+# bench/build/common.sh - what run.sh and floor.sh share: the sink, the context and the timer.
+# Sourced after bench/lib.sh with HERE, WORK, OUT and PB_IMG set.
+
+# Starts sink.py on $WORK/sink.sock (sets sink_pid; the caller's cleanup kills it).
+build_bench_start_sink() {
+    python3 "$HERE/sink.py" "$WORK/sink.sock" 2> "$OUT/sink.log" &
+    sink_pid=$!
+    for _ in $(seq 100); do [ -S "$WORK/sink.sock" ] && break; sleep 0.1; done
+    [ -S "$WORK/sink.sock" ] || pb_die "the sink did not start"
+}
+
+# The context in $CTX: 1,000 files of 50 KiB (50 MB, random so nothing compresses or
+# dedups), one small file that a measurement changes, and the 10-step Dockerfile.
+build_bench_context() {
+    mkdir -p "$CTX/data"
+    for ((i = 0; i < 1000; i++)); do
+        head -c 51200 /dev/urandom > "$CTX/data/f$(printf %04d "$i")"
+    done
+    echo 0 > "$CTX/data/small.txt"
+    cat > "$CTX/Dockerfile" <<DOCKERFILE
+ARG BASE=$PB_IMG
+FROM \$BASE
+ENV APP=/app
+WORKDIR /app
+RUN echo one > /step1
+COPY data/ /app/data/
+RUN ls /app/data | wc -l > /count
+ENV MODE=bench
+RUN cat /app/data/small.txt > /small
+CMD ["sh"]
+DOCKERFILE
+}
+
+# Milliseconds the command takes; its output goes to builds.log, a failure ends the run.
+ms() { local t0 t1; t0=$(date +%s%N); "$@" >> "$OUT/builds.log" 2>&1 || { tail -20 "$OUT/builds.log" >&2; pb_die "build failed: $*"; }; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
