@@ -93,8 +93,7 @@ pub struct Shim {
     pub(super) conns: BTreeMap<u64, Conn>,
     pub(super) next_conn: u64,
     pub(super) started: bool,
-    /// A process was started: shrink the resident set once the replies are out.
-    /// When to shrink the resident set (see [`Server::schedule_trim`]).
+    /// When to shrink the resident set (see [`Shim::schedule_trim`]).
     pub(super) trim_at: Option<Instant>,
     pub(super) paused: bool,
     pub(super) execs: BTreeMap<String, Exec>,
@@ -244,7 +243,11 @@ impl Shim {
         }
         let timeout = match self.trim_at {
             Some(at) => {
-                let ms = at.saturating_duration_since(Instant::now()).as_millis();
+                // Rounded up: a timeout rounded down to 0 would spin until the instant.
+                let ms = at
+                    .saturating_duration_since(Instant::now())
+                    .as_micros()
+                    .div_ceil(1000);
                 PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
             }
             None => PollTimeout::NONE,
