@@ -74,6 +74,16 @@ struct SeenOwner {
     uid: Option<String>,
 }
 
+impl SeenOwner {
+    /// The owners' uids (references without one are skipped).
+    fn uids(refs: Option<Vec<SeenOwner>>) -> Vec<String> {
+        refs.unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.uid)
+            .collect()
+    }
+}
+
 impl Seen {
     fn decode(value: &[u8]) -> Option<SeenMeta> {
         serde_json::from_slice::<Seen>(value)
@@ -159,12 +169,7 @@ impl Collector {
         let Some(uid) = meta.uid else {
             return;
         };
-        let owners: Vec<String> = meta
-            .owner_references
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.uid)
-            .collect();
+        let owners = SeenOwner::uids(meta.owner_references);
         if let Some(old) = self.nodes.get(&uid) {
             for owner in &old.owners {
                 if let Some(set) = self.dependents.get_mut(owner) {
@@ -465,13 +470,7 @@ mod tests {
             Some("2024-01-02T03:04:05Z")
         );
         assert_eq!(meta.finalizers, Some(vec!["orphan".to_string()]));
-        let owners: Vec<_> = meta
-            .owner_references
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|o| o.uid)
-            .collect();
-        assert_eq!(owners, ["o1"]);
+        assert_eq!(SeenOwner::uids(meta.owner_references), ["o1"]);
         let live = Seen::decode(br#"{"metadata":{"uid":"u2","deletionTimestamp":null}}"#)
             .expect("decodes");
         assert!(live.deletion_timestamp.is_none());
