@@ -291,22 +291,6 @@ pub fn oci_layout(rootfs: &[u8], name: &str) -> Archive {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fixtures_are_reproducible() {
-        let a = busybox_rootfs();
-        let b = busybox_rootfs();
-        assert_eq!(digest(&a), digest(&b));
-        let x = docker_archive(&a, "busybox:latest", &[]);
-        let y = docker_archive(&b, "busybox:latest", &[]);
-        assert_eq!(x.image_id, y.image_id);
-        assert_ne!(oci_layout(&a, "busybox:oci").image_id, x.image_id);
-    }
-}
-
 /// Compiles a one-file C program statically with the host's compiler into `dir/name`, so it
 /// runs in a busybox container as well as on the host. `None` (with the reason printed) when
 /// there is no working C toolchain.
@@ -338,5 +322,21 @@ pub fn static_c_program(
             eprintln!("cannot build {name} (no cc): {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixtures_are_reproducible() {
+        let a = busybox_rootfs();
+        let b = busybox_rootfs();
+        assert_eq!(digest(&a), digest(&b));
+        let x = docker_archive(&a, "busybox:latest", &[]);
+        let y = docker_archive(&b, "busybox:latest", &[]);
+        assert_eq!(x.image_id, y.image_id);
+        assert_ne!(oci_layout(&a, "busybox:oci").image_id, x.image_id);
     }
 }
