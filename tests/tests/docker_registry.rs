@@ -473,17 +473,22 @@ fn interrupted_push_and_pull_complete_on_retry() {
     let out = fresh.docker_ok(&["pull", &via]);
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
     assert_eq!(inspect(&fresh, &via, "{{.Id}}"), id);
-    let run = fresh.docker_ok(&[
+    assert_eq!(file_size(&fresh, &via, "/data/blob"), 96 << 20);
+}
+
+/// Size in bytes of `path` in a container of `image`.
+fn file_size(d: &Daemon, image: &str, path: &str) -> u64 {
+    let out = d.docker_ok(&[
         "run",
         "--rm",
-        &via,
+        image,
         "/bin/busybox",
         "stat",
         "-c",
         "%s",
-        "/data/blob",
+        path,
     ]);
-    assert_eq!(run.trim(), (96u64 << 20).to_string());
+    out.trim().parse().expect("a size")
 }
 
 /// A pull waiting on a slow registry holds no lock over the image store: other image
@@ -554,17 +559,7 @@ fn a_stalled_pull_blocks_no_other_image_operation() {
     let out = pull.wait_with_output().expect("docker pull");
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(inspect(&fresh, &via, "{{.Id}}"), id);
-    let size = fresh.docker_ok(&[
-        "run",
-        "--rm",
-        &via,
-        "/bin/busybox",
-        "stat",
-        "-c",
-        "%s",
-        "/big",
-    ]);
-    assert_eq!(size.trim(), (32u64 << 20).to_string());
+    assert_eq!(file_size(&fresh, &via, "/big"), 32 << 20);
 }
 
 /// `podman` with its own storage under `dir` (vfs: no mounts to clean up).
