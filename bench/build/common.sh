@@ -1,5 +1,13 @@
-# bench/build/common.sh - what run.sh and floor.sh share: the sink, the context and the timer.
-# Sourced after bench/lib.sh with HERE, WORK, OUT and PB_IMG set.
+# bench/build/common.sh - what run.sh and floor.sh share: the binary, the sink, the context and the timer.
+# Sourced after bench/lib.sh with TOP and PEERS set; the functions need HERE, WORK, OUT and
+# PB_IMG too.
+
+# The berth binary: BERTH_BIN, else the release build, else the debug build.
+TARGET_DIR=${CARGO_TARGET_DIR:-$TOP/target}
+BERTH=${BERTH_BIN:-$TARGET_DIR/release/berth}
+[ -x "$BERTH" ] || BERTH=$TARGET_DIR/debug/berth
+[ -x "$BERTH" ] || pb_die "no berth binary (cargo build --release -p berth)"
+[ -s "$PB_STATE/bb.tar" ] || pb_die "run $PEERS/setup.sh first"
 
 # Starts sink.py on $WORK/sink.sock (sets sink_pid; the caller's cleanup kills it).
 build_bench_start_sink() {

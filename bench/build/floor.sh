@@ -16,11 +16,6 @@ PEERS=${PEERS:-$TOP/../shared/bench/peers}
 . "$TOP/bench/lib.sh"
 . "$HERE/common.sh"
 ITERS=${ITERS:-7}
-TARGET_DIR=${CARGO_TARGET_DIR:-$TOP/target}
-BERTH=${BERTH_BIN:-$TARGET_DIR/release/berth}
-[ -x "$BERTH" ] || BERTH=$TARGET_DIR/debug/berth
-[ -x "$BERTH" ] || pb_die "no berth binary (cargo build --release -p berth)"
-[ -s "$PB_STATE/bb.tar" ] || pb_die "run $PEERS/setup.sh first"
 
 WORK=$(mktemp -d /tmp/berth-build-floor.XXXXXX)
 BSOCK=$WORK/docker.sock

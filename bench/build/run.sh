@@ -24,11 +24,6 @@ PEERS=${PEERS:-$TOP/../shared/bench/peers}
 . "$TOP/bench/lib.sh"
 . "$HERE/common.sh"
 ITERS=${ITERS:-3}
-TARGET_DIR=${CARGO_TARGET_DIR:-$TOP/target}
-BERTH=${BERTH_BIN:-$TARGET_DIR/release/berth}
-[ -x "$BERTH" ] || BERTH=$TARGET_DIR/debug/berth
-[ -x "$BERTH" ] || pb_die "no berth binary (cargo build --release -p berth)"
-[ -s "$PB_STATE/bb.tar" ] || pb_die "run $PEERS/setup.sh first"
 command -v podman >/dev/null || pb_die "podman is not installed (run $PEERS/setup.sh)"
 
 WORK=$(mktemp -d /tmp/berth-build-bench.XXXXXX)
