@@ -1,6 +1,7 @@
-# bench/build/common.sh - what run.sh and floor.sh share: the binary, the sink, the context and the timer.
-# Sourced after bench/lib.sh with TOP and PEERS set; the functions need HERE, WORK, OUT and
-# PB_IMG too.
+# bench/build/common.sh - what run.sh and floor.sh share: the binary, setup and cleanup (the
+# sink, the context) and the timer.
+# Sourced after bench/lib.sh with TOP and PEERS set; the functions need HERE, WORK, OUT,
+# PB_IMG, PEER_HOST and TAG too.
 
 # The berth binary: BERTH_BIN, else the release build, else the debug build.
 TARGET_DIR=${CARGO_TARGET_DIR:-$TOP/target}
@@ -8,6 +9,24 @@ BERTH=${BERTH_BIN:-$TARGET_DIR/release/berth}
 [ -x "$BERTH" ] || BERTH=$TARGET_DIR/debug/berth
 [ -x "$BERTH" ] || pb_die "no berth binary (cargo build --release -p berth)"
 [ -s "$PB_STATE/bb.tar" ] || pb_die "run $PEERS/setup.sh first"
+
+# Starts the peer dockerd, a berth daemon and the sink, and writes the context to $CTX.
+build_bench_setup() {
+    pb_start_dockerd
+    berth_bench_start_daemon
+    build_bench_start_sink
+    CTX=$WORK/ctx
+    build_bench_context
+}
+
+# Stops what build_bench_setup started and removes the peer's images of the run ($TAG).
+build_bench_cleanup() {
+    [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null || true
+    DOCKER_HOST=$PEER_HOST docker rmi -f "$TAG" >/dev/null 2>&1 || true
+    DOCKER_HOST=$PEER_HOST docker image prune -f --filter "label=$PB_LABEL" >/dev/null 2>&1 || true
+    berth_bench_stop_daemon
+    berth_bench_remove_host_network
+}
 
 # Starts sink.py on $WORK/sink.sock (sets sink_pid; the caller's cleanup kills it).
 build_bench_start_sink() {

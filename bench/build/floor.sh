@@ -26,21 +26,9 @@ OUT=$WORK/out; mkdir -p "$OUT"
 TAG=bench-floor-$$
 berth_pid=
 sink_pid=
-cleanup() {
-    [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null || true
-    DOCKER_HOST=$PEER_HOST docker rmi -f "$TAG" >/dev/null 2>&1 || true
-    DOCKER_HOST=$PEER_HOST docker image prune -f --filter "label=$PB_LABEL" >/dev/null 2>&1 || true
-    berth_bench_stop_daemon
-    berth_bench_remove_host_network
-}
-trap cleanup EXIT
+trap build_bench_cleanup EXIT
 
-pb_start_dockerd
-berth_bench_start_daemon
-build_bench_start_sink
-
-CTX=$WORK/ctx
-build_bench_context
+build_bench_setup
 
 b() { env DOCKER_HOST="$1" DOCKER_BUILDKIT=0 docker build --label "$PB_LABEL" -t "$TAG" "$CTX"; }
 # Fill both caches first.
