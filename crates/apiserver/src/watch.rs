@@ -6,12 +6,13 @@
 //! bytes ([`WatchFormat::JsonLines`], see [`crate::wire`]): with a hundred watchers, each
 //! event is copied a hundred times, never parsed and re-serialized a hundred times.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_store::{Event, KeyValue, StoreError};
+use berth_store::{Event, KeyValue, StoreError, WatchStream};
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -145,7 +146,70 @@ impl Translator {
     }
 }
 
+/// The revision of a change event.
+fn change_revision(event: &Result<Event, StoreError>) -> Option<i64> {
+    match event {
+        Ok(Event::Put { kv, .. } | Event::Delete { kv }) => Some(kv.mod_revision),
+        _ => None,
+    }
+}
+
+/// A store watch opened at `from - 1` for a client resuming from `from`: the events at
+/// `from` are dropped when there is one (the client has it), and all passed on when several
+/// changes share `from` (the etcd store writes concurrent creates in one transaction, and a
+/// client cut off between two of them must not lose the second).
+fn resumed(events: WatchStream, from: i64) -> WatchStream {
+    struct Resume {
+        events: WatchStream,
+        queue: VecDeque<Result<Event, StoreError>>,
+        from: Option<i64>,
+    }
+    let state = Resume {
+        events,
+        queue: VecDeque::new(),
+        from: Some(from),
+    };
+    Box::pin(futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(event) = s.queue.pop_front() {
+                return Some((event, s));
+            }
+            let event = s.events.next().await?;
+            let Some(from) = s.from.take() else {
+                return Some((event, s));
+            };
+            if change_revision(&event) != Some(from) {
+                return Some((event, s));
+            }
+            // A revision's events come from the store together.
+            let mut shared = vec![event];
+            while let Some(Some(next)) = s.events.next().now_or_never() {
+                if change_revision(&next) == Some(from) {
+                    shared.push(next);
+                } else {
+                    s.queue.push_back(next);
+                    break;
+                }
+            }
+            if shared.len() > 1 {
+                shared.extend(s.queue.drain(..));
+                s.queue = shared.into();
+            }
+        }
+    }))
+}
+
 impl Api {
+    /// The store's events after `from` for a client that has seen `from` (see [`resumed`]).
+    async fn resume(&self, prefix: &str, from: i64) -> Result<WatchStream, StoreError> {
+        match self.store().watch(prefix, from - 1).await {
+            Ok(events) => Ok(resumed(events, from)),
+            // `from` itself may be the oldest revision kept.
+            Err(StoreError::Compacted { .. }) => self.store().watch(prefix, from).await,
+            Err(e) => Err(e),
+        }
+    }
+
     /// Starts a watch; the stream ends at the timeout or when the client goes away.
     pub async fn watch(
         self: &Arc<Self>,
@@ -178,7 +242,11 @@ impl Api {
                 .collect();
         }
         let prefix = scan_prefix(resource, namespace, params);
-        let store_watch = self.store().watch(&prefix, from).await;
+        let store_watch = if initial {
+            self.store().watch(&prefix, from).await
+        } else {
+            self.resume(&prefix, from).await
+        };
         let resource = resource.clone();
         let timeout = params
             .timeout_seconds
@@ -263,6 +331,41 @@ mod tests {
     use crate::catalog::Catalog;
     use crate::memory::MemoryStore;
     use berth_store::Store;
+
+    fn put_at(key: &str, revision: i64) -> Result<Event, StoreError> {
+        Ok(Event::Put {
+            kv: KeyValue {
+                key: key.into(),
+                value: Vec::new(),
+                create_revision: revision,
+                mod_revision: revision,
+            },
+            prev: None,
+        })
+    }
+
+    async fn resumed_keys(events: Vec<Result<Event, StoreError>>, from: i64) -> Vec<String> {
+        resumed(Box::pin(futures::stream::iter(events)), from)
+            .filter_map(|e| async move {
+                match e {
+                    Ok(Event::Put { kv, .. }) => Some(kv.key),
+                    _ => None,
+                }
+            })
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_resumed_watch_skips_the_one_change_seen_and_repeats_a_shared_revision() {
+        let alone = vec![put_at("a", 5), put_at("b", 6), put_at("c", 6)];
+        assert_eq!(resumed_keys(alone, 5).await, ["b", "c"]);
+        let shared = vec![put_at("a", 5), put_at("b", 5), put_at("c", 6)];
+        assert_eq!(resumed_keys(shared, 5).await, ["a", "b", "c"]);
+        // Nothing at the revision resumed from: everything passes.
+        let later = vec![put_at("b", 6), put_at("c", 7)];
+        assert_eq!(resumed_keys(later, 5).await, ["b", "c"]);
+    }
 
     /// A watch of the ConfigMaps in `default`, as event values.
     async fn watch_configmaps(

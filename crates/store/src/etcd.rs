@@ -6,6 +6,7 @@
 //! a limit at a revision; watches start at `from + 1` with previous values and progress
 //! notifications.
 
+mod batch;
 mod watch;
 
 use std::time::Duration;
@@ -75,6 +76,7 @@ fn request_error(err: etcd_client::Error) -> StoreError {
 pub struct EtcdStore {
     client: Client,
     kv: KvClient,
+    creates: batch::Creates,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -105,10 +107,12 @@ impl EtcdStore {
                 source,
             })?;
         // kube-apiserver lifts gRPC's 4 MiB default too: a LIST of 10,000 objects is larger.
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let store = EtcdStore {
-            kv: client
-                .kv_client()
-                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            creates: batch::Creates::start(kv.clone()),
+            kv,
             client,
         };
         let revision = store.revision().await?;
@@ -242,14 +246,13 @@ impl Store for EtcdStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64, StoreError> {
-        let txn = etcd_client::Txn::new()
-            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, value, None)]);
-        let resp = self.kv().txn(txn).await.map_err(request_error)?;
-        if !resp.succeeded() {
-            return Err(StoreError::AlreadyExists(key.to_owned()));
-        }
-        header_revision(&resp)
+        self.creates
+            .create(batch::Create {
+                key: key.to_owned(),
+                value,
+                guard: None,
+            })
+            .await
     }
 
     async fn create_guarded(
@@ -259,30 +262,13 @@ impl Store for EtcdStore {
         guard: &str,
         guard_revision: i64,
     ) -> Result<i64, StoreError> {
-        let txn = etcd_client::Txn::new()
-            .when([
-                Compare::mod_revision(guard, CompareOp::Equal, guard_revision),
-                Compare::create_revision(key, CompareOp::Equal, 0),
-            ])
-            .and_then([TxnOp::put(key, value, None)])
-            .or_else([TxnOp::get(guard, None)]);
-        let resp = self.kv().txn(txn).await.map_err(request_error)?;
-        if resp.succeeded() {
-            return header_revision(&resp);
-        }
-        match failed_condition(&resp, guard, Some(guard_revision)) {
-            // The guard held, so the key exists.
-            StoreError::Backend(_) => Err(StoreError::AlreadyExists(key.to_owned())),
-            StoreError::Conflict { actual, .. } if actual == guard_revision => {
-                Err(StoreError::AlreadyExists(key.to_owned()))
-            }
-            StoreError::NotFound(_) => Err(StoreError::Conflict {
-                key: guard.to_owned(),
-                expected: guard_revision,
-                actual: 0,
-            }),
-            other => Err(other),
-        }
+        self.creates
+            .create(batch::Create {
+                key: key.to_owned(),
+                value,
+                guard: Some((guard.to_owned(), guard_revision)),
+            })
+            .await
     }
 
     async fn update(

@@ -130,7 +130,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListResult, StoreError>;
     /// Counts keys under a prefix.
     async fn count(&self, prefix: &str) -> Result<i64, StoreError>;
-    /// Creates a key that must not exist; returns the new revision.
+    /// Creates a key that must not exist; returns the new revision. Concurrent creates may
+    /// share a revision (etcd writes them in one transaction).
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64, StoreError>;
     /// Creates `key` (absent) only while `guard`, another key, is still at `mod_revision`
     /// `guard_revision`: the API server creates an object in a namespace it saw active at

@@ -77,6 +77,7 @@ macro_rules! suite {
                 watch_has_no_gap_or_duplicate_while_writes_continue,
                 compacted_history_is_refused,
                 concurrent_creates_are_all_acknowledged,
+                racing_creates_get_their_own_answers,
                 hundred_watchers_see_a_write,
                 idle_watch_reports_progress,
                 periodic_compaction_keeps_recent_history,
