@@ -111,7 +111,7 @@ impl EtcdStore {
             .kv_client()
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let store = EtcdStore {
-            creates: batch::Creates::start(kv.clone()),
+            creates: batch::Creates::new(kv.clone()),
             kv,
             client,
         };

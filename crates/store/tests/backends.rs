@@ -78,6 +78,7 @@ macro_rules! suite {
                 compacted_history_is_refused,
                 concurrent_creates_are_all_acknowledged,
                 racing_creates_get_their_own_answers,
+                an_abandoned_create_holds_up_no_other,
                 hundred_watchers_see_a_write,
                 idle_watch_reports_progress,
                 periodic_compaction_keeps_recent_history,

@@ -8,18 +8,20 @@
 //! single creates it replaces, except that the objects share one revision. When any
 //! compare fails, each create of the batch is retried alone for its own answer.
 //!
-//! A create that finds nothing in flight goes alone at once, so a lone client waits no
-//! longer than before.
+//! A create that finds nothing in flight goes alone at once from its caller's task, so a
+//! lone client waits no longer than before.
 //!
 //! Objects created together share a revision, so their resourceVersions are equal.
 //! Kubernetes clients compare the resourceVersions of one object, not across objects; a
 //! client that resumes a watch from a shared revision gets all of that revision's events
 //! again (the API server's watch resume), since it may have missed some of them.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, KvClient, Txn, TxnOp};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use super::{failed_condition, header_revision, request_error};
 use crate::StoreError;
@@ -28,6 +30,9 @@ use crate::StoreError;
 const MAX_CREATES: usize = 64;
 /// Bytes of values in one transaction, well below etcd's default request limit (1.5 MiB).
 const MAX_BYTES: usize = 512 * 1024;
+/// Longest wait of a batch for as many creates as the last one had (tokio's timer rounds
+/// it up to its millisecond tick).
+const LINGER: Duration = Duration::from_micros(500);
 
 /// One create: `key` must be absent and, when `guard` is set, that key at that revision.
 pub(super) struct Create {
@@ -38,60 +43,183 @@ pub(super) struct Create {
 
 type Reply = oneshot::Sender<Result<i64, StoreError>>;
 
-/// The handle the store keeps: sends creates to the combining task.
+/// The handle the store keeps. A create that finds nothing in flight writes alone, in its
+/// caller's task; creates arriving meanwhile wait in `waiting` for a task that writes them
+/// in batches until none is left.
 #[derive(Clone)]
 pub(super) struct Creates {
-    queue: mpsc::UnboundedSender<(Create, Reply)>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    kv: KvClient,
+    state: Mutex<State>,
+    /// Told of every create put in `waiting`.
+    arrived: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// A transaction is in flight (or a task is gathering the next).
+    busy: bool,
+    waiting: VecDeque<(Create, Reply)>,
 }
 
 impl Creates {
-    /// Starts the combining task on `kv`; it ends when the last handle is dropped.
-    pub(super) fn start(kv: KvClient) -> Self {
-        let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(combine(kv, rx));
-        Creates { queue }
+    pub(super) fn new(kv: KvClient) -> Self {
+        let shared = Shared {
+            kv,
+            state: Mutex::new(State::default()),
+            arrived: Notify::new(),
+        };
+        Creates {
+            shared: Arc::new(shared),
+        }
     }
 
     /// Creates `create.key`, returning the revision that wrote it.
     pub(super) async fn create(&self, create: Create) -> Result<i64, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .send((create, reply))
-            .map_err(|_| StoreError::Backend("the etcd create queue is closed".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Backend("the etcd create queue dropped a create".into()))?
+        let create = match self.enter(create) {
+            Entry::Lead(create) => create,
+            Entry::Wait(answer) => {
+                self.shared.arrived.notify_one();
+                return answer.await.map_err(|_| {
+                    StoreError::Backend("the etcd create batch was dropped".into())
+                })?;
+            }
+        };
+        // Hands the waiting creates on when this one is done, or dropped mid-flight.
+        let _lead = Lead(self.shared.clone());
+        one(self.shared.kv.clone(), create).await
+    }
+
+    /// Queues `create` behind the transaction in flight, or gives it back to be written at
+    /// once.
+    fn enter(&self, create: Create) -> Entry {
+        let mut state = self.shared.lock();
+        if state.busy {
+            let (reply, answer) = oneshot::channel();
+            state.waiting.push_back((create, reply));
+            return Entry::Wait(answer);
+        }
+        state.busy = true;
+        Entry::Lead(create)
     }
 }
 
-/// Takes the creates that gathered while the previous transaction was in flight, up to
-/// the limits, and writes them as one. One transaction at a time measured best: a second in
-/// flight halves the batches and etcd pays per transaction.
-async fn combine(kv: KvClient, mut rx: mpsc::UnboundedReceiver<(Create, Reply)>) {
-    let mut held: Option<(Create, Reply)> = None;
-    loop {
-        let first = match held.take() {
-            Some(first) => first,
-            None => match rx.recv().await {
-                Some(first) => first,
-                None => return,
-            },
+/// The create being written alone; when it ends, the creates that arrived meanwhile go to a
+/// task that writes them.
+struct Lead(Arc<Shared>);
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        let more = {
+            let mut state = self.0.lock();
+            state.busy = !state.waiting.is_empty();
+            state.busy
         };
-        let mut keys = HashSet::from([first.0.key.clone()]);
-        let mut bytes = first.0.value.len();
-        let mut batch = vec![first];
-        while batch.len() < MAX_CREATES {
-            let Ok(next) = rx.try_recv() else { break };
-            // etcd refuses a transaction that writes a key twice; the second waits.
-            if keys.contains(&next.0.key) || bytes + next.0.value.len() > MAX_BYTES {
-                held = Some(next);
+        if more {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(drain(self.0.clone()));
+                }
+                // No runtime left to write them: their callers are gone too.
+                Err(_) => self.0.lock().busy = false,
+            }
+        }
+    }
+}
+
+/// What a create does on arrival.
+enum Entry {
+    /// Nothing is in flight: write it now.
+    Lead(Create),
+    /// Wait for the answer of its batch.
+    Wait(oneshot::Receiver<Result<i64, StoreError>>),
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent through a panic elsewhere: take it back.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves waiting creates into `batch` while it is open.
+    fn gather(&self, batch: &mut Batch) {
+        let mut state = self.lock();
+        while batch.open() {
+            let Some(next) = state.waiting.pop_front() else {
+                break;
+            };
+            if let Some(back) = batch.add(next) {
+                state.waiting.push_front(back);
+            }
+        }
+    }
+}
+
+/// Writes the waiting creates in batches until none is left, one transaction at a time (a
+/// second in flight measured worse: it halves the batches, and etcd pays per transaction).
+///
+/// Clients answered by one transaction send their next creates while the next transaction
+/// is already in flight, so with steady clients the batches alternate between halves of
+/// them. A batch smaller than the last one therefore waits up to [`LINGER`] for the rest,
+/// as a database's group commit does; a lone client never gets here.
+async fn drain(shared: Arc<Shared>) {
+    let mut last = 1;
+    loop {
+        let mut batch = Batch::default();
+        shared.gather(&mut batch);
+        if batch.creates.is_empty() {
+            let mut state = shared.lock();
+            if state.waiting.is_empty() {
+                state.busy = false;
+                return;
+            }
+            continue;
+        }
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.open() && batch.creates.len() < last {
+            if tokio::time::timeout_at(deadline, shared.arrived.notified())
+                .await
+                .is_err()
+            {
                 break;
             }
-            keys.insert(next.0.key.clone());
-            bytes += next.0.value.len();
-            batch.push(next);
+            shared.gather(&mut batch);
         }
-        run(kv.clone(), batch).await;
+        last = batch.creates.len();
+        run(shared.kv.clone(), batch.creates).await;
+    }
+}
+
+/// Creates gathered for one transaction.
+#[derive(Default)]
+struct Batch {
+    creates: Vec<(Create, Reply)>,
+    keys: HashSet<String>,
+    bytes: usize,
+    full: bool,
+}
+
+impl Batch {
+    fn open(&self) -> bool {
+        !self.full && self.creates.len() < MAX_CREATES
+    }
+
+    /// Adds `next`, or closes the batch and gives `next` back for the following one.
+    fn add(&mut self, next: (Create, Reply)) -> Option<(Create, Reply)> {
+        // etcd refuses a transaction that writes a key twice; the second waits. A value
+        // over the byte limit still goes, alone.
+        let over = !self.creates.is_empty() && self.bytes + next.0.value.len() > MAX_BYTES;
+        if self.keys.contains(&next.0.key) || over {
+            self.full = true;
+            return Some(next);
+        }
+        self.keys.insert(next.0.key.clone());
+        self.bytes += next.0.value.len();
+        self.creates.push(next);
+        None
     }
 }
 

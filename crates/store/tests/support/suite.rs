@@ -551,6 +551,40 @@ pub async fn racing_creates_get_their_own_answers(store: Arc<dyn Store>) {
     assert_eq!(taken.value, b"t");
 }
 
+/// A create abandoned by its caller mid-flight (a client that hung up) leaves no later
+/// create waiting.
+pub async fn an_abandoned_create_holds_up_no_other(store: Arc<dyn Store>) {
+    for round in 0..20 {
+        let abandoned = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let _ = store
+                    .create(&format!("/gone/{round}"), vec![b'a'; 100])
+                    .await;
+            })
+        };
+        let others: Vec<_> = (0..4)
+            .map(|t| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .create(&format!("/after/{round}/{t}"), vec![b'b'; 100])
+                        .await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        abandoned.abort();
+        for other in others {
+            let created = tokio::time::timeout(Duration::from_secs(10), other)
+                .await
+                .expect("a create after an abandoned one finishes");
+            created.expect("task").expect("create");
+        }
+    }
+    assert_eq!(store.count("/after/").await.expect("count"), 80);
+}
+
 pub async fn hundred_watchers_see_a_write(store: Arc<dyn Store>) {
     let from = store.revision().await.expect("revision");
     let mut streams = Vec::new();
