@@ -135,7 +135,7 @@ fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()>
     if sync {
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path)
+    berth_network::replace::rename_over(&tmp, path)
 }
 
 impl Networking {

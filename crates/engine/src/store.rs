@@ -76,7 +76,7 @@ impl ContainerStore {
             if sync {
                 f.sync_data()?;
             }
-            std::fs::rename(&tmp, dir.join(RECORD))
+            berth_network::replace::rename_over(&tmp, &dir.join(RECORD))
         };
         write().map_err(|e| EngineError::io(format!("write record of {}", container.id), e))
     }

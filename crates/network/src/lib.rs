@@ -47,6 +47,7 @@ pub mod netlink;
 pub mod netns;
 mod networks;
 pub mod nft;
+pub mod replace;
 pub mod state;
 
 pub use error::NetworkError;

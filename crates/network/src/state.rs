@@ -183,6 +183,6 @@ impl State {
         if sync {
             f.sync_all().map_err(io)?;
         }
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::replace::rename_over(&tmp, path).map_err(io)
     }
 }
