@@ -32,8 +32,15 @@ pub fn main(args: &[String]) -> i32 {
     };
     match setup(&state_dir, &id) {
         Ok((shim, pid)) => {
-            report(&Reply::Pid { pid });
-            shim.run()
+            if report(&Reply::Pid { pid }) {
+                shim.run()
+            } else {
+                // The daemon that asked is gone before hearing of the container (killed
+                // mid-create); its successor found no shim to talk to and dropped the
+                // container, so nobody would ever start or remove this one.
+                shim.abandon();
+                1
+            }
         }
         Err(reply) => {
             report(&reply);
@@ -57,14 +64,17 @@ fn parse_args(args: &[String]) -> Option<(PathBuf, String)> {
 }
 
 /// Writes the startup result on stdout, then points stdout at /dev/null so the daemon's
-/// pipe is released.
-fn report(reply: &Reply) {
+/// pipe is released. False when the daemon's end of the pipe is closed.
+fn report(reply: &Reply) -> bool {
     let mut out = std::io::stdout();
-    let _ = out.write_all(&protocol::encode(reply));
-    let _ = out.flush();
+    let delivered = out
+        .write_all(&protocol::encode(reply))
+        .and_then(|()| out.flush())
+        .is_ok();
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
     }
+    delivered
 }
 
 fn create_error(message: impl Into<String>) -> Reply {

@@ -86,6 +86,53 @@ async fn shim_survives_sigkill_of_its_creator() {
     rt.delete(&cfg.id).await.expect("delete");
 }
 
+/// A shim whose creator is gone before it reports (the daemon killed mid-create) ends the
+/// container it made and exits, instead of waiting forever for a start nobody will send.
+#[test]
+#[ignore = "needs root"]
+fn shim_abandons_a_container_its_creator_never_heard_of() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let mut cfg = fx.config(&["sleep", "1000"]);
+    cfg.runtime = Some(RuntimeKind::Builtin);
+    let state_dir = fx.runtime.config().state_dir.clone();
+    let layout = berth_runtime::layout::Layout::new(&state_dir, &cfg.id);
+    std::fs::create_dir_all(layout.dir()).expect("state dir");
+    std::fs::write(layout.config(), serde_json::to_vec(&cfg).expect("json")).expect("config");
+    let mut shim = Command::new(env!("CARGO_BIN_EXE_berth-runtime-shim"))
+        .args(["shim", "--state-dir"])
+        .arg(&state_dir)
+        .args(["--id", &cfg.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn shim");
+    // The creator's end of the report pipe closes before the shim has created anything.
+    drop(shim.stdout.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = shim.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = shim.kill();
+            let _ = shim.wait();
+            panic!("the shim kept serving a container nobody knows of");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    assert!(!layout.socket().exists(), "control socket left behind");
+    let root = layout
+        .dir()
+        .join(berth_runtime::layout::RUNTIME_ROOT)
+        .join(&cfg.id);
+    assert!(!root.exists(), "runtime state left at {}", root.display());
+}
+
 /// Not a test on its own: the creator process of `shim_survives_sigkill_of_its_creator`.
 #[tokio::test]
 #[ignore = "needs root"]

@@ -162,6 +162,19 @@ impl Shim {
             .get_or_insert_with(|| Instant::now() + TRIM_DELAY);
     }
 
+    /// Ends a created container nobody will start: kills its processes, deletes it from
+    /// the runtime and removes the control socket.
+    pub fn abandon(mut self) {
+        // The runtime's state may be gone with the state directory: kill init by pid too.
+        if let Some(pid) = self.init.pid {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        let _ = self.executor.delete();
+        let _ = std::fs::remove_file(layout::SOCKET);
+    }
+
     /// Runs until the container has exited and every client is gone; returns the exit code
     /// of the shim itself.
     pub fn run(mut self) -> i32 {
