@@ -4,7 +4,6 @@
 //! /etc/resolv.conf, and one embedded DNS server per user-defined network.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -129,13 +128,7 @@ fn write_container_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    if sync {
-        f.sync_all()?;
-    }
-    berth_network::replace::rename_over(&tmp, path)
+    berth_network::replace::write_file(path, &path.with_extension("tmp"), bytes, sync)
 }
 
 impl Networking {

@@ -5,7 +5,6 @@
 //! the leftover of an interrupted create; a `.trash-<id>` directory is the leftover of an
 //! interrupted removal. Both are reported by [`ContainerStore::load`] for cleanup.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::container::Container;
@@ -70,15 +69,8 @@ impl ContainerStore {
         let data = serde_json::to_vec(container)
             .map_err(|e| EngineError::Internal(format!("serialize container record: {e}")))?;
         let tmp = dir.join(format!(".{RECORD}.tmp"));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            if sync {
-                f.sync_data()?;
-            }
-            berth_network::replace::rename_over(&tmp, &dir.join(RECORD))
-        };
-        write().map_err(|e| EngineError::io(format!("write record of {}", container.id), e))
+        berth_network::replace::write_file(&dir.join(RECORD), &tmp, &data, sync)
+            .map_err(|e| EngineError::io(format!("write record of {}", container.id), e))
     }
 
     /// Reads every record; reports interrupted creates and removals as leftovers.

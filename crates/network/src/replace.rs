@@ -7,9 +7,21 @@
 //! last close, which a background thread does; the rename stays atomic.
 
 use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::mpsc::{self, Sender};
+
+/// Replaces `path` with `bytes` atomically: written to `tmp` (synced when `sync`), then
+/// renamed over `path` with [`rename_over`].
+pub fn write_file(path: &Path, tmp: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+    let mut f = File::create(tmp)?;
+    f.write_all(bytes)?;
+    if sync {
+        f.sync_all()?;
+    }
+    rename_over(tmp, path)
+}
 
 /// Renames `tmp` over `path`; the file it replaces is released on a background thread.
 pub fn rename_over(tmp: &Path, path: &Path) -> std::io::Result<()> {

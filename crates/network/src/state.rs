@@ -2,7 +2,6 @@
 //! mappings, saved as one JSON file written atomically (temporary file, fsync, rename).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -178,11 +177,6 @@ impl State {
             path: path.to_owned(),
             source,
         })?;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        if sync {
-            f.sync_all().map_err(io)?;
-        }
-        crate::replace::rename_over(&tmp, path).map_err(io)
+        crate::replace::write_file(path, &tmp, &bytes, sync).map_err(io)
     }
 }
