@@ -30,7 +30,8 @@ pub struct Builtin {
     init_grant: bool,
     /// The next exec process must raise CAP_SYS_ADMIN to load the filter.
     exec_grant: bool,
-    /// Replaced state files, held open until the shim exits (see [`Builtin::park_state`]).
+    /// Replaced state files, held open until the shim exits (see
+    /// [`Builtin::parked_container`]).
     parked: Vec<std::fs::File>,
 }
 
@@ -82,19 +83,22 @@ impl Builtin {
 }
 
 impl Builtin {
-    /// Keeps libcontainer's state file open until the shim exits, unlinked when `unlink`
-    /// (libcontainer then writes a new one). Rewriting it in place (it truncates) or
-    /// deleting it frees its blocks at once, and on a filesystem mounted with `discard`
-    /// that trims them synchronously, about a millisecond and a half on the start and exit
-    /// paths; an open file's blocks are freed at its last close instead.
-    fn park_state(&mut self, unlink: bool) {
+    /// The container, its state file first kept open until the shim exits (unlinked when
+    /// `unlink`: libcontainer then writes a new one). Rewriting the file in place (it
+    /// truncates) or deleting it frees its blocks at once, and on a filesystem mounted
+    /// with `discard` that trims them synchronously, about a millisecond and a half on the
+    /// start and exit paths; an open file's blocks are freed at its last close instead.
+    /// Only start and delete, once each per shim, do this; pause and resume are off the
+    /// run path and would pile up open files.
+    fn parked_container(&mut self, unlink: bool) -> Result<&mut Container, Error> {
+        self.container()?;
         let path = self.root.join(&self.id).join(STATE_FILE);
-        if let Ok(file) = std::fs::File::open(&path) {
-            if unlink && std::fs::remove_file(&path).is_err() {
-                return;
-            }
+        if let Ok(file) = std::fs::File::open(&path)
+            && (!unlink || std::fs::remove_file(&path).is_ok())
+        {
             self.parked.push(file);
         }
+        self.container()
     }
 }
 
@@ -153,20 +157,16 @@ impl Executor for Builtin {
     }
 
     fn start(&mut self) -> Result<(), Error> {
-        self.container()?;
-        self.park_state(true);
-        self.container()?.start().map_err(|e| err(&e, None))
+        self.parked_container(true)?
+            .start()
+            .map_err(|e| err(&e, None))
     }
 
     fn pause(&mut self) -> Result<(), Error> {
-        self.container()?;
-        self.park_state(true);
         self.container()?.pause().map_err(|e| err(&e, None))
     }
 
     fn resume(&mut self) -> Result<(), Error> {
-        self.container()?;
-        self.park_state(true);
         self.container()?.resume().map_err(|e| err(&e, None))
     }
 
@@ -183,9 +183,10 @@ impl Executor for Builtin {
     }
 
     fn delete(&mut self) -> Result<(), Error> {
-        self.container()?;
-        self.park_state(false);
-        let result = self.container()?.delete(true).map_err(|e| err(&e, None));
+        let result = self
+            .parked_container(false)?
+            .delete(true)
+            .map_err(|e| err(&e, None));
         self.container = None;
         result
     }
