@@ -146,14 +146,29 @@ impl Shared {
 
     /// Moves waiting creates into `batch` while it is open.
     fn gather(&self, batch: &mut Batch) {
+        fill(&mut self.lock(), batch);
+    }
+
+    /// A batch of the waiting creates, or `None` (and no longer busy) when none waits.
+    fn next_batch(&self) -> Option<Batch> {
         let mut state = self.lock();
-        while batch.open() {
-            let Some(next) = state.waiting.pop_front() else {
-                break;
-            };
-            if let Some(back) = batch.add(next) {
-                state.waiting.push_front(back);
-            }
+        if state.waiting.is_empty() {
+            state.busy = false;
+            return None;
+        }
+        let mut batch = Batch::default();
+        fill(&mut state, &mut batch);
+        Some(batch)
+    }
+}
+
+fn fill(state: &mut State, batch: &mut Batch) {
+    while batch.open() {
+        let Some(next) = state.waiting.pop_front() else {
+            break;
+        };
+        if let Some(back) = batch.add(next) {
+            state.waiting.push_front(back);
         }
     }
 }
@@ -167,17 +182,7 @@ impl Shared {
 /// as a database's group commit does; a lone client never gets here.
 async fn drain(shared: Arc<Shared>) {
     let mut last = 1;
-    loop {
-        let mut batch = Batch::default();
-        shared.gather(&mut batch);
-        if batch.creates.is_empty() {
-            let mut state = shared.lock();
-            if state.waiting.is_empty() {
-                state.busy = false;
-                return;
-            }
-            continue;
-        }
+    while let Some(mut batch) = shared.next_batch() {
         let deadline = tokio::time::Instant::now() + LINGER;
         while batch.open() && batch.creates.len() < last {
             if tokio::time::timeout_at(deadline, shared.arrived.notified())
@@ -226,7 +231,7 @@ impl Batch {
 async fn run(kv: KvClient, mut batch: Vec<(Create, Reply)>) {
     if batch.len() > 1 {
         // When a compare failed (or etcd refused the whole), each alone says which and why.
-        if let Ok(Some(revision)) = combined(kv.clone(), &batch).await {
+        if let Some(revision) = combined(kv.clone(), &batch).await {
             for (_, reply) in batch {
                 let _ = reply.send(Ok(revision));
             }
@@ -242,8 +247,9 @@ async fn run(kv: KvClient, mut batch: Vec<(Create, Reply)>) {
     futures::future::join_all(alone).await;
 }
 
-/// One transaction for the whole batch: the revision, or `None` if a compare failed.
-async fn combined(mut kv: KvClient, batch: &[(Create, Reply)]) -> Result<Option<i64>, StoreError> {
+/// One transaction for the whole batch: the revision, or `None` if a compare failed or
+/// etcd refused it.
+async fn combined(mut kv: KvClient, batch: &[(Create, Reply)]) -> Option<i64> {
     let mut compares = Vec::with_capacity(batch.len() + 1);
     let mut guards = HashSet::new();
     for (create, _) in batch {
@@ -269,11 +275,11 @@ async fn combined(mut kv: KvClient, batch: &[(Create, Reply)]) -> Result<Option<
     let resp = kv
         .txn(Txn::new().when(compares).and_then(puts))
         .await
-        .map_err(request_error)?;
+        .ok()?;
     if resp.succeeded() {
-        header_revision(&resp).map(Some)
+        header_revision(&resp).ok()
     } else {
-        Ok(None)
+        None
     }
 }
 
