@@ -55,20 +55,6 @@ impl MemoryStore {
     }
 }
 
-fn revision_of(event: &Event) -> i64 {
-    match event {
-        Event::Put { kv, .. } | Event::Delete { kv } => kv.mod_revision,
-        Event::Progress { revision } => *revision,
-    }
-}
-
-fn key_of(event: &Event) -> Option<&str> {
-    match event {
-        Event::Put { kv, .. } | Event::Delete { kv } => Some(&kv.key),
-        Event::Progress { .. } => None,
-    }
-}
-
 #[async_trait::async_trait]
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
@@ -218,12 +204,12 @@ impl Store for MemoryStore {
         let past: Vec<Event> = inner
             .history
             .iter()
-            .filter(|e| revision_of(e) > from && key_of(e).is_some_and(|k| k.starts_with(&prefix)))
+            .filter(|e| e.revision() > from && e.kv().is_some_and(|kv| kv.key.starts_with(&prefix)))
             .cloned()
             .collect();
         let last = past
             .last()
-            .map(revision_of)
+            .map(Event::revision)
             .unwrap_or(from)
             .max(inner.revision);
         // Subscribing under the lock: no write can slip between history and live events.
@@ -243,7 +229,9 @@ impl Store for MemoryStore {
         })
         .filter(move |event| {
             let keep = match event {
-                Ok(e) => revision_of(e) > last && key_of(e).is_some_and(|k| k.starts_with(&prefix)),
+                Ok(e) => {
+                    e.revision() > last && e.kv().is_some_and(|kv| kv.key.starts_with(&prefix))
+                }
                 Err(_) => true,
             };
             futures::future::ready(keep)
@@ -262,7 +250,7 @@ impl Store for MemoryStore {
         while inner
             .history
             .front()
-            .is_some_and(|e| revision_of(e) <= revision)
+            .is_some_and(|e| e.revision() <= revision)
         {
             inner.history.pop_front();
         }

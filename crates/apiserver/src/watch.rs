@@ -148,10 +148,7 @@ impl Translator {
 
 /// The revision of a change event.
 fn change_revision(event: &Result<Event, StoreError>) -> Option<i64> {
-    match event {
-        Ok(Event::Put { kv, .. } | Event::Delete { kv }) => Some(kv.mod_revision),
-        _ => None,
-    }
+    Some(event.as_ref().ok()?.kv()?.mod_revision)
 }
 
 /// A store watch opened at `from - 1` for a client resuming from `from`: the events at
@@ -303,12 +300,9 @@ impl Api {
                             }
                             None => return,
                         };
-                        if let Event::Progress { revision } = &e {
-                            last = last.max(*revision);
+                        last = last.max(e.revision());
+                        if matches!(e, Event::Progress { .. }) {
                             continue;
-                        }
-                        if let Event::Put { kv, .. } | Event::Delete { kv } = &e {
-                            last = last.max(kv.mod_revision);
                         }
                         if let Some(out) = translator.translate(&e)
                             && tx.send(out).await.is_err()

@@ -86,6 +86,24 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The key a change carries (as written, or as it was deleted); `None` for progress.
+    pub fn kv(&self) -> Option<&KeyValue> {
+        match self {
+            Event::Put { kv, .. } | Event::Delete { kv } => Some(kv),
+            Event::Progress { .. } => None,
+        }
+    }
+
+    /// The revision of the change, or the one progress has reached.
+    pub fn revision(&self) -> i64 {
+        match self {
+            Event::Put { kv, .. } | Event::Delete { kv } => kv.mod_revision,
+            Event::Progress { revision } => *revision,
+        }
+    }
+}
+
 /// A stream of watch events; ends only when the store shuts down or an error occurs.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<Event, StoreError>> + Send>>;
 

@@ -98,7 +98,7 @@ impl Watch {
         }
         for event in resp.events() {
             let converted = convert(event);
-            if let Ok(Event::Put { kv, .. } | Event::Delete { kv }) = &converted {
+            if let Some(kv) = converted.as_ref().ok().and_then(Event::kv) {
                 self.covered = kv.mod_revision;
             }
             self.pending.push_back(converted);

@@ -105,7 +105,7 @@ impl Watcher {
                         continue;
                     }
                     for event in &batch.events {
-                        if let Event::Put { kv, .. } | Event::Delete { kv } = event
+                        if let Some(kv) = event.kv()
                             && kv.mod_revision > self.covered
                             && has_prefix(&kv.key, &self.prefix)
                         {
@@ -143,10 +143,7 @@ impl Watcher {
             }
             let full = events.len() == REPLAY_CHUNK;
             for event in events {
-                let revision = match &event {
-                    Event::Put { kv, .. } | Event::Delete { kv } => kv.mod_revision,
-                    Event::Progress { revision } => *revision,
-                };
+                let revision = event.revision();
                 self.send(event).await?;
                 self.covered = revision;
             }
