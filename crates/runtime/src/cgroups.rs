@@ -249,6 +249,60 @@ pub fn oom_killed(h: &Hierarchies, rel: &str) -> bool {
         .is_some_and(|n| n > 0)
 }
 
+/// Mount points of every cgroup hierarchy in a mountinfo text: each v1 hierarchy (named
+/// ones too) and cgroup2.
+fn hierarchy_mounts(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let fstype = right.split(' ').next()?;
+            matches!(fstype, "cgroup" | "cgroup2")
+                .then(|| left.split(' ').nth(4).map(PathBuf::from))
+                .flatten()
+        })
+        .collect()
+}
+
+/// Removes the cgroup `rel` from every hierarchy, as an OCI runtime's delete does for a
+/// stopped container: whatever is still in it gets SIGKILL, then its directories go. The
+/// mount table is read once (libcgroups reads it once per controller, twice over). An
+/// error if a directory stays, for instance while a killed process has not exited yet.
+pub fn remove(rel: &str) -> Result<(), CgroupError> {
+    let rel = rel.trim_start_matches('/');
+    if rel.is_empty() {
+        return Err(CgroupError::NoController(String::new()));
+    }
+    let text = read(Path::new("/proc/self/mountinfo"))?;
+    let dirs: Vec<PathBuf> = hierarchy_mounts(&text)
+        .into_iter()
+        .map(|m| m.join(rel))
+        .filter(|d| d.is_dir())
+        .collect();
+    for dir in &dirs {
+        let procs = read(&dir.join("cgroup.procs"))?;
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    for dir in &dirs {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(CgroupError::Write {
+                    path: dir.clone(),
+                    value: "rmdir".into(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +352,27 @@ mod tests {
             ))
         );
         assert_eq!(unified_mount(HYBRID.lines().nth(2).expect("line")), None);
+    }
+
+    #[test]
+    fn every_cgroup_hierarchy_is_listed() {
+        let mut text = HYBRID.to_string();
+        text.push_str(
+            "31 25 0:28 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n",
+        );
+        text.push_str("32 1 0:29 / /proc rw - proc proc rw\n");
+        let mounts = hierarchy_mounts(&text);
+        assert_eq!(
+            mounts,
+            [
+                "/sys/fs/cgroup/unified",
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/cpu,cpuacct",
+                "/sys/fs/cgroup/systemd",
+                "/sys/fs/cgroup/net_cls,net_prio",
+            ]
+            .map(PathBuf::from)
+        );
     }
 
     #[test]

@@ -79,6 +79,10 @@ pub trait Executor {
     fn exec(&mut self, process_json: &Path, io: ProcessIo) -> Result<i32, ExecutorError>;
     /// Removes the runtime's state and the container's cgroup.
     fn delete(&mut self) -> Result<(), ExecutorError>;
+    /// [`Executor::delete`] once the init process has exited and been reaped.
+    fn delete_exited(&mut self) -> Result<(), ExecutorError> {
+        self.delete()
+    }
 }
 
 /// The program (`args[0]`) of a `config.json` or, with `process_json`, a `process.json`.

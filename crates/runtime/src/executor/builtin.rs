@@ -33,6 +33,8 @@ pub struct Builtin {
     /// Replaced state files, held open until the shim exits (see
     /// [`Builtin::parked_container`]).
     parked: Vec<std::fs::File>,
+    /// The spec's `cgroupsPath`.
+    cgroup_path: Option<PathBuf>,
 }
 
 impl Builtin {
@@ -46,6 +48,7 @@ impl Builtin {
             init_grant: false,
             exec_grant: false,
             parked: Vec::new(),
+            cgroup_path: None,
         }
     }
 
@@ -118,6 +121,7 @@ impl Executor for Builtin {
         let Some(linux) = spec.linux_mut() else {
             return Ok(());
         };
+        self.cgroup_path = linux.cgroups_path().clone();
         let Some(profile) = linux.seccomp().clone() else {
             return Ok(());
         };
@@ -189,6 +193,39 @@ impl Executor for Builtin {
             .map_err(|e| err(&e, None));
         self.container = None;
         result
+    }
+
+    /// What libcontainer's delete does for a stopped container without hooks (berth's specs
+    /// have none): remove its cgroup and its state directory. libcontainer first builds a
+    /// cgroup manager, which reads the mount table and the process' cgroups once per
+    /// controller through fresh procfs handles: about 3 ms here, on the path of every
+    /// container's exit. Anything unexpected falls back to libcontainer's delete.
+    fn delete_exited(&mut self) -> Result<(), Error> {
+        let removed = self
+            .cgroup_path
+            .as_ref()
+            .is_some_and(|p| crate::cgroups::remove(&p.to_string_lossy()).is_ok());
+        if !removed {
+            return self.delete();
+        }
+        self.container = None;
+        let dir = self.root.join(&self.id);
+        // Its files stay open until the shim exits, as in parked_container.
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_file())
+                && let Ok(file) = std::fs::File::open(entry.path())
+            {
+                self.parked.push(file);
+            }
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::from_message(
+                format!("remove container state: {e}"),
+                None,
+            )),
+        }
     }
 }
 

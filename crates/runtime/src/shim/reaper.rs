@@ -89,7 +89,7 @@ impl Shim {
         p.master = None;
         if *t == Target::Init {
             self.log.flush();
-            if let Err(e) = self.executor.delete() {
+            if let Err(e) = self.executor.delete_exited() {
                 tracing::warn!(error = %e, "runtime delete failed");
             }
             if let Err(e) = crate::exit::write(std::path::Path::new(layout::EXIT), &exit) {
