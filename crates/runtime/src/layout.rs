@@ -62,6 +62,8 @@ pub const RUNTIME_ROOT: &str = "oci";
 /// Directory of the state directory (beside the containers' directories) where the
 /// built-in runtime keeps compiled seccomp filters.
 pub const SECCOMP_CACHE: &str = ".seccomp";
+/// Directory of the state directory holding removed containers' state until it is deleted.
+pub const TRASH: &str = ".trash";
 
 /// Whether `id` is safe as a directory name and an OCI container id.
 pub fn valid_id(id: &str) -> bool {

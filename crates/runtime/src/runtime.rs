@@ -37,9 +37,14 @@ fn unexpected(id: &str, reply: Option<Reply>) -> RuntimeError {
 }
 
 impl Runtime {
-    /// Opens (creating if needed) the state directory.
+    /// Opens (creating if needed) the state directory; state a removal left in the trash
+    /// (the daemon stopped before deleting it) is deleted now.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         std::fs::create_dir_all(&config.state_dir)?;
+        match std::fs::remove_dir_all(config.state_dir.join(layout::TRASH)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         Ok(Self { config })
     }
 
@@ -337,7 +342,34 @@ impl Runtime {
             }
         }
         let dir = layout.dir().to_owned();
-        blocking(move || std::fs::remove_dir_all(&dir)).await
+        let trash = self.config.state_dir.join(layout::TRASH);
+        let target = trash.join(id);
+        // Renamed away at once, deleted in the background: deleting a directory tree frees
+        // its blocks, which a filesystem mounted with `discard` trims synchronously, 2-5 ms
+        // here on the path of every `docker run --rm`.
+        let moved = blocking(move || {
+            match std::fs::remove_dir_all(&target) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            std::fs::create_dir_all(&trash)?;
+            std::fs::rename(&dir, &target).map(|()| target)
+        })
+        .await;
+        match moved {
+            Ok(target) => {
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = std::fs::remove_dir_all(&target) {
+                        tracing::warn!(path = %target.display(), error = %e, "removing runtime state failed");
+                    }
+                });
+                Ok(())
+            }
+            Err(_) => {
+                let dir = layout.dir().to_owned();
+                blocking(move || std::fs::remove_dir_all(&dir)).await
+            }
+        }
     }
 
     /// Ids of containers with runtime state (used by the engine after a restart).
