@@ -207,6 +207,13 @@ impl Shim {
         // Relative to the shim's working directory, its own state directory: if that was
         // removed and recreated for a new container of the same id, the paths are not ours.
         let _ = std::fs::remove_file(layout::SOCKET);
+        // The listener closes before the runtime's parked state files, whose closing may
+        // trim their blocks: a client connecting meanwhile learns at once that we are gone.
+        let Shim {
+            listener, executor, ..
+        } = self;
+        drop(listener);
+        drop(executor);
         0
     }
 
