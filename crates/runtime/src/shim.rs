@@ -27,8 +27,16 @@ pub use server::Shim;
 /// Entry point of `berth shim ...`; see [`crate::shim_main`].
 pub fn main(args: &[String]) -> i32 {
     let Some((state_dir, id)) = parse_args(args) else {
-        eprintln!("usage: berth shim --state-dir DIR --id ID");
+        eprintln!("usage: berth shim --state-dir DIR (--id ID | --standby)");
         return 2;
+    };
+    let id = match id {
+        Some(id) => id,
+        None => match assignment(&state_dir) {
+            Some(id) => id,
+            // The daemon went away without using this standby shim.
+            None => return 0,
+        },
     };
     match setup(&state_dir, &id) {
         Ok((shim, pid)) => {
@@ -49,18 +57,46 @@ pub fn main(args: &[String]) -> i32 {
     }
 }
 
-fn parse_args(args: &[String]) -> Option<(PathBuf, String)> {
+/// The state directory and the container id, `None` for a standby shim (`--standby`).
+fn parse_args(args: &[String]) -> Option<(PathBuf, Option<String>)> {
     let mut state_dir = None;
     let mut id = None;
+    let mut standby = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--state-dir" => state_dir = it.next().map(PathBuf::from),
-            "--id" => id = it.next().cloned(),
+            "--id" => id = Some(it.next()?.clone()),
+            "--standby" => standby = true,
             _ => return None,
         }
     }
-    Some((state_dir?, id?))
+    match (id, standby) {
+        (Some(_), true) | (None, false) => None,
+        (id, _) => Some((state_dir?, id)),
+    }
+}
+
+/// A standby shim, started ahead of need so that a container's start does not wait for the
+/// executable to load, waits for its container id as one line on stdin (`None` at end of
+/// input: the daemon stopped). It then takes the container's shim log as its stderr and
+/// goes on as if started for that id.
+fn assignment(state_dir: &Path) -> Option<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).ok()?;
+    let id = line.trim().to_string();
+    if id.is_empty() {
+        return None;
+    }
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+    }
+    if layout::valid_id(&id)
+        && let Ok(log) = std::fs::File::create(Layout::new(state_dir, &id).shim_log())
+    {
+        let _ = nix::unistd::dup2(log.as_raw_fd(), 2);
+    }
+    Some(id)
 }
 
 /// Writes the startup result on stdout, then points stdout at /dev/null so the daemon's
@@ -214,9 +250,16 @@ mod tests {
             .collect();
         assert_eq!(
             parse_args(&args),
-            Some((PathBuf::from("/s"), "abc".to_string()))
+            Some((PathBuf::from("/s"), Some("abc".to_string())))
         );
         assert_eq!(parse_args(&args[..2]), None);
+        let standby: Vec<String> = ["--state-dir", "/s", "--standby"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(parse_args(&standby), Some((PathBuf::from("/s"), None)));
+        let both: Vec<String> = args.iter().chain(&standby[2..]).cloned().collect();
+        assert_eq!(parse_args(&both), None);
     }
 
     #[test]

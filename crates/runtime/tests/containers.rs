@@ -502,3 +502,89 @@ async fn an_exited_container_can_be_created_again() {
     assert_eq!(log.lines().count(), 2);
     fx.runtime.delete(&cfg.id).await.expect("delete");
 }
+
+/// Pids of standby shims serving `state_dir`.
+fn standby_shims(state_dir: &std::path::Path) -> Vec<i32> {
+    let dir = state_dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let args = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = args.split(|b| *b == 0).collect();
+            args.contains(&&b"--standby"[..]) && args.contains(&dir.as_bytes())
+        })
+        .collect()
+}
+
+fn parent_of(pid: u32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    after
+        .split(' ')
+        .nth(1)
+        .expect("ppid")
+        .parse()
+        .expect("ppid")
+}
+
+#[tokio::test]
+#[ignore = "needs root"]
+async fn a_standby_shim_takes_the_next_container_and_leaves_with_the_runtime() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let state_dir = fx.runtime.config().state_dir.clone();
+    let (status, out, _) = fx.run(&fx.config(&["echo", "first"])).await;
+    assert_eq!((status.code, out.as_str()), (0, "first\n"));
+    let mut standby = Vec::new();
+    for _ in 0..100 {
+        standby = standby_shims(&state_dir);
+        if !standby.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(standby.len(), 1, "one standby shim after a create");
+
+    let cfg = fx.config(&["sh", "-c", "echo second >&2; exec sleep 30"]);
+    fx.runtime.create(&cfg).await.expect("create");
+    let streams = fx.runtime.attach(&cfg.id).await.expect("attach");
+    let pid = fx.runtime.start(&cfg.id).await.expect("start");
+    // libcontainer clones init as the shim's child.
+    assert_eq!(
+        parent_of(pid),
+        standby[0],
+        "the standby shim runs the container"
+    );
+    let mut err = tokio::io::BufReader::new(streams.stderr.expect("stderr"));
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut err, &mut line)
+        .await
+        .expect("read");
+    assert_eq!(line, "second\n");
+    fx.remove(&cfg.id).await;
+
+    // A fresh standby follows; it exits once no runtime is left to hand it a container.
+    // (The shim that took the second container keeps its command line until it exits.)
+    let mut next = Vec::new();
+    for _ in 0..100 {
+        next = standby_shims(&state_dir);
+        next.retain(|p| *p != standby[0]);
+        if !next.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(next.len(), 1, "a new standby shim");
+    drop(fx);
+    for _ in 0..100 {
+        if standby_shims(&state_dir).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("standby shim {next:?} outlived its runtime");
+}
