@@ -65,6 +65,14 @@ pub const SECCOMP_CACHE: &str = ".seccomp";
 /// Directory of the state directory holding removed containers' state until it is deleted.
 pub const TRASH: &str = ".trash";
 
+/// Removes a directory tree; one that does not exist is already removed.
+pub(crate) fn remove_tree(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// Whether `id` is safe as a directory name and an OCI container id.
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()

@@ -55,10 +55,7 @@ impl Runtime {
     /// (the daemon stopped before deleting it) is deleted now.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         std::fs::create_dir_all(&config.state_dir)?;
-        match std::fs::remove_dir_all(config.state_dir.join(layout::TRASH)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
+        layout::remove_tree(&config.state_dir.join(layout::TRASH))?;
         Ok(Self {
             config,
             standby: Arc::default(),
@@ -102,8 +99,9 @@ impl Runtime {
         });
     }
 
-    /// The shim for container `id`: the standby one, told its id, or a new one.
-    async fn shim_for(&self, id: &str, log: std::fs::File) -> std::io::Result<Child> {
+    /// The shim for container `id`: the standby one, told its id (it opens its log
+    /// itself), or a new one logging to the container's shim log.
+    async fn shim_for(&self, id: &str, layout: &Layout) -> std::io::Result<Child> {
         let standby = self
             .standby
             .ready
@@ -117,6 +115,7 @@ impl Runtime {
         {
             return Ok(child);
         }
+        let log = std::fs::File::create(layout.shim_log())?;
         self.shim_command()
             .arg("--id")
             .arg(id)
@@ -186,9 +185,8 @@ impl Runtime {
         }
         let data = serde_json::to_vec(&config).map_err(|e| RuntimeError::Other(e.to_string()))?;
         crate::exit::write_atomic(&layout.config(), &data)?;
-        let log = std::fs::File::create(layout.shim_log())?;
         let mut child = self
-            .shim_for(id, log)
+            .shim_for(id, &layout)
             .await
             .map_err(|e| shim_error(id, e))?;
         let mut line = String::new();
@@ -429,10 +427,7 @@ impl Runtime {
         // its blocks, which a filesystem mounted with `discard` trims synchronously, 2-5 ms
         // here on the path of every `docker run --rm`.
         let moved = blocking(move || {
-            match std::fs::remove_dir_all(&target) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            layout::remove_tree(&target)?;
             std::fs::create_dir_all(&trash)?;
             std::fs::rename(&dir, &target).map(|()| target)
         })

@@ -95,13 +95,17 @@ impl Builtin {
     /// run path and would pile up open files.
     fn parked_container(&mut self, unlink: bool) -> Result<&mut Container, Error> {
         self.container()?;
-        let path = self.root.join(&self.id).join(STATE_FILE);
-        if let Ok(file) = std::fs::File::open(&path)
-            && (!unlink || std::fs::remove_file(&path).is_ok())
+        self.park(&self.root.join(&self.id).join(STATE_FILE), unlink);
+        self.container()
+    }
+
+    /// Keeps the file at `path` open until the shim exits, unlinking it when `unlink`.
+    fn park(&mut self, path: &Path, unlink: bool) {
+        if let Ok(file) = std::fs::File::open(path)
+            && (!unlink || std::fs::remove_file(path).is_ok())
         {
             self.parked.push(file);
         }
-        self.container()
     }
 }
 
@@ -212,20 +216,12 @@ impl Executor for Builtin {
         let dir = self.root.join(&self.id);
         // Its files stay open until the shim exits, as in parked_container.
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_file())
-                && let Ok(file) = std::fs::File::open(entry.path())
-            {
-                self.parked.push(file);
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                self.park(&entry.path(), false);
             }
         }
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::from_message(
-                format!("remove container state: {e}"),
-                None,
-            )),
-        }
+        crate::layout::remove_tree(&dir)
+            .map_err(|e| Error::from_message(format!("remove container state: {e}"), None))
     }
 }
 
