@@ -3,12 +3,14 @@
 //! controller is taken from `/proc/self/mountinfo`, so hybrid hosts use v1 for every
 //! controller mounted there and v2 for the rest.
 
+mod create;
 mod stats;
 mod update;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use create::{Cgroup, supported_limits};
 pub use stats::read_stats;
 pub use update::apply_update;
 

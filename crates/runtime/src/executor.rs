@@ -4,6 +4,7 @@
 //! processes itself (it is their parent or their subreaper).
 
 pub mod builtin;
+mod direct;
 pub mod oci;
 mod seccomp;
 

@@ -205,4 +205,4 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

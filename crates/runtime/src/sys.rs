@@ -20,6 +20,26 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Sends SIGKILL to the process of `pidfd` (pidfd_send_signal(2)); an error once it has
+/// exited.
+pub fn pidfd_kill(pidfd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: the call takes a descriptor, a signal number and a null siginfo; no memory is
+    // passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sets the window size of the terminal behind `fd` (TIOCSWINSZ, ioctl_tty(2)).
 pub fn set_winsize(fd: &OwnedFd, rows: u16, cols: u16) -> io::Result<()> {
     let ws = libc::winsize {

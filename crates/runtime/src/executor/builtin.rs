@@ -1,6 +1,7 @@
-//! The built-in runtime: youki's `libcontainer`, driven in the shim's process. The init
-//! process is cloned with CLONE_PARENT by libcontainer's intermediate process, so it is the
-//! shim's own child and the shim reaps it.
+//! The built-in runtime, in the shim's process: berth's own direct path ([`super::direct`])
+//! for the specs it supports, youki's `libcontainer` for the rest. Either way the init
+//! process is the shim's own child (libcontainer's intermediate process clones it with
+//! CLONE_PARENT) and the shim reaps it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor as Workload, ExecutorError, ExecutorValidationError};
 
+use super::direct::{self, Direct};
 use super::seccomp::{self, Filter};
 use super::{Executor, ExecutorError as Error, ProcessIo};
 
@@ -35,6 +37,10 @@ pub struct Builtin {
     parked: Vec<std::fs::File>,
     /// The spec's `cgroupsPath`.
     cgroup_path: Option<PathBuf>,
+    /// The spec, when the direct path creates the container.
+    direct_spec: Option<Spec>,
+    /// The container, once created on the direct path.
+    direct: Option<Direct>,
 }
 
 impl Builtin {
@@ -49,6 +55,8 @@ impl Builtin {
             exec_grant: false,
             parked: Vec::new(),
             cgroup_path: None,
+            direct_spec: None,
+            direct: None,
         }
     }
 
@@ -126,29 +134,43 @@ impl Executor for Builtin {
             return Ok(());
         };
         self.cgroup_path = linux.cgroups_path().clone();
-        let Some(profile) = linux.seccomp().clone() else {
+        if let Some(profile) = linux.seccomp().clone() {
+            // A profile the cache cannot serve (user notification) stays for libcontainer.
+            if let Some(filter) =
+                Filter::cached(&profile, cache_dir).map_err(|e| Error::from_message(e, None))?
+            {
+                linux.set_seccomp(None);
+                self.filter = Some(Arc::new(filter));
+            }
+        }
+        if direct::supports(spec) {
+            // The direct path loads the filter where the process still may.
+            self.direct_spec = Some(spec.clone());
             return Ok(());
-        };
-        // A profile the cache cannot serve (user notification) stays for libcontainer.
-        let Some(filter) =
-            Filter::cached(&profile, cache_dir).map_err(|e| Error::from_message(e, None))?
-        else {
-            return Ok(());
-        };
-        linux.set_seccomp(None);
-        self.init_grant = spec
-            .process_mut()
-            .as_mut()
-            .is_some_and(seccomp::grant_loading);
-        self.filter = Some(Arc::new(filter));
+        }
+        if self.filter.is_some() {
+            self.init_grant = spec
+                .process_mut()
+                .as_mut()
+                .is_some_and(seccomp::grant_loading);
+        }
         Ok(())
     }
 
     fn prepare_exec(&mut self, process: &mut Process) {
+        if self.direct.is_some() {
+            return;
+        }
         self.exec_grant = self.filter.is_some() && seccomp::grant_loading(process);
     }
 
     fn create(&mut self, bundle: &Path, io: ProcessIo) -> Result<i32, Error> {
+        if let Some(spec) = &self.direct_spec {
+            let d = Direct::create(spec, self.filter.clone(), io)?;
+            let pid = d.pid();
+            self.direct = Some(d);
+            return Ok(pid);
+        }
         let program = super::program_of(&bundle.join("config.json"), false);
         let container = self
             .builder(io, self.init_grant)?
@@ -165,20 +187,38 @@ impl Executor for Builtin {
     }
 
     fn start(&mut self) -> Result<(), Error> {
+        if let Some(d) = &mut self.direct {
+            return d.start();
+        }
         self.parked_container(true)?
             .start()
             .map_err(|e| err(&e, None))
     }
 
     fn pause(&mut self) -> Result<(), Error> {
+        if let Some(d) = &self.direct {
+            return d.freeze(true);
+        }
         self.container()?.pause().map_err(|e| err(&e, None))
     }
 
     fn resume(&mut self) -> Result<(), Error> {
+        if let Some(d) = &self.direct {
+            return d.freeze(false);
+        }
         self.container()?.resume().map_err(|e| err(&e, None))
     }
 
     fn exec(&mut self, process_json: &Path, io: ProcessIo) -> Result<i32, Error> {
+        if let Some(d) = &self.direct {
+            let process: Process = std::fs::read(process_json)
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_slice(&text).map_err(|e| e.to_string()))
+                .map_err(|e| {
+                    Error::from_message(format!("read {}: {e}", process_json.display()), None)
+                })?;
+            return d.exec(&process, io);
+        }
         let program = super::program_of(process_json, true);
         let pid = self
             .builder(io, self.exec_grant)?
@@ -191,6 +231,9 @@ impl Executor for Builtin {
     }
 
     fn delete(&mut self) -> Result<(), Error> {
+        if let Some(d) = &mut self.direct {
+            return d.delete();
+        }
         let result = self
             .parked_container(false)?
             .delete(true)
@@ -205,6 +248,9 @@ impl Executor for Builtin {
     /// controller through fresh procfs handles: about 3 ms here, on the path of every
     /// container's exit. Anything unexpected falls back to libcontainer's delete.
     fn delete_exited(&mut self) -> Result<(), Error> {
+        if self.direct.is_some() {
+            return self.delete();
+        }
         let removed = self
             .cgroup_path
             .as_ref()

@@ -8,7 +8,7 @@ use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccompAction};
 use super::*;
 use crate::{Mount, Resources, Ulimit};
 
-fn config() -> ContainerConfig {
+pub(crate) fn config() -> ContainerConfig {
     ContainerConfig {
         id: "c1".into(),
         rootfs: PathBuf::from("/rootfs"),
