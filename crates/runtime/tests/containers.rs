@@ -1,4 +1,4 @@
-//! End-to-end container tests through the shim with the built-in runtime (libcontainer) and,
+//! End-to-end container tests through the shim with the built-in runtime (its direct path) and,
 //! for the core behaviour, runc. They need root, a busybox-static binary and cgroups.
 
 #[path = "support/fixture.rs"]
@@ -587,4 +587,57 @@ async fn a_standby_shim_takes_the_next_container_and_leaves_with_the_runtime() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("standby shim {next:?} outlived its runtime");
+}
+
+/// The built-in runtime creates berth's containers on its direct path (libcontainer keeps no
+/// state for them), and an image's symlink cannot send a mount out of the rootfs: a tmpfs
+/// for `/data`, a link to an absolute path that also exists on the host, lands on that path
+/// inside the rootfs, and the host directory stays untouched.
+#[tokio::test]
+#[ignore = "needs root"]
+async fn builtin_mounts_resolve_image_symlinks_inside_the_rootfs() {
+    if !usable() {
+        return;
+    }
+    let fx = Fixture::new(RuntimeKind::Builtin);
+    let host = fx.dir.path().join("host-target");
+    std::fs::create_dir_all(&host).expect("host dir");
+    let inside = fx.rootfs.join(host.strip_prefix("/").expect("absolute"));
+    std::fs::create_dir_all(&inside).expect("dir inside rootfs");
+    std::os::unix::fs::symlink(&host, fx.rootfs.join("data")).expect("symlink");
+    let mut cfg = fx.config(&[
+        "sh",
+        "-c",
+        "echo x > /data/written && grep -c -e ' /data ' -e \" $1 \" /proc/self/mountinfo",
+        "sh",
+        host.to_str().expect("utf-8"),
+    ]);
+    cfg.mounts.push(berth_runtime::Mount {
+        destination: PathBuf::from("/data"),
+        kind: "tmpfs".into(),
+        source: PathBuf::from("tmpfs"),
+        options: vec!["nosuid".into(), "size=1m".into()],
+    });
+    fx.runtime.create(&cfg).await.expect("create");
+    let runtime_root = fx.dir.path().join("state").join(&cfg.id).join("runtime");
+    assert!(
+        !runtime_root.join(&cfg.id).join("state.json").exists(),
+        "libcontainer created the container"
+    );
+    let streams = fx.runtime.attach(&cfg.id).await.expect("attach");
+    fx.runtime.start(&cfg.id).await.expect("start");
+    let (out, err) = tokio::join!(
+        read_all(streams.stdout),
+        read_all(streams.stderr.expect("stderr"))
+    );
+    let status = fx.runtime.wait(&cfg.id).await.expect("wait");
+    assert_eq!(status.code, 0, "{out}{err}");
+    // The tmpfs is mounted once, at the link's target inside the container.
+    assert_eq!(out.trim(), "1", "{out}{err}");
+    assert!(
+        !host.join("written").exists(),
+        "the mount escaped to the host"
+    );
+    assert_eq!(std::fs::read_dir(&host).expect("host dir").count(), 0);
+    fx.runtime.delete(&cfg.id).await.expect("delete");
 }

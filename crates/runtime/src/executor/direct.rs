@@ -165,6 +165,24 @@ pub(super) struct Direct {
     filter: Option<Arc<Filter>>,
 }
 
+/// Connects to the console socket at `path`, through a handle on its directory when the
+/// path is too long for a socket address (state directories under long roots).
+fn connect_console(path: &Path) -> Result<UnixStream, Error> {
+    let fail =
+        |e: std::io::Error| Error::from_message(format!("connect console socket: {e}"), None);
+    if path.as_os_str().len() < 100 {
+        return UnixStream::connect(path).map_err(fail);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return UnixStream::connect(path).map_err(fail);
+    };
+    let dir = std::fs::File::open(dir).map_err(fail)?;
+    let short = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
+    UnixStream::connect(short).map_err(fail)
+}
+
 /// A pipe with both ends close-on-exec.
 fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -191,6 +209,13 @@ fn clone(flags: CloneFlags) -> Result<i32, Errno> {
         return Err(Errno::last());
     }
     i32::try_from(rc).map_err(|_| Errno::EOVERFLOW)
+}
+
+/// Makes a child of the shim non-dumpable until it executes the container's program: no
+/// process of the container may trace it or open its `/proc/<pid>/exe` (the berth binary
+/// on the host) or descriptors meanwhile.
+fn non_dumpable() {
+    let _ = nix::sys::prctl::set_dumpable(false);
 }
 
 /// Ends a child process after a failure: the message goes to the shim on `status`.
@@ -295,13 +320,11 @@ impl Direct {
                 None => new |= flag,
             }
         }
-        let console =
-            match &io.console_socket {
-                Some(path) => Some(UnixStream::connect(path).map_err(|e| {
-                    Error::from_message(format!("connect console socket: {e}"), None)
-                })?),
-                None => None,
-            };
+        let console = io
+            .console_socket
+            .as_deref()
+            .map(connect_console)
+            .transpose()?;
         let (sync_r, sync_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
         let pid = match clone(new) {
@@ -310,6 +333,7 @@ impl Direct {
                 return Err(Error::from_message(format!("clone: {e}"), None));
             }
             Ok(0) => {
+                non_dumpable();
                 drop(sync_w);
                 drop(status_r);
                 let status = status_w.as_raw_fd();
@@ -420,18 +444,17 @@ impl Direct {
     pub(super) fn exec(&self, process: &Process, io: ProcessIo) -> Result<i32, Error> {
         let program = process.args().as_ref().and_then(|a| a.first()).cloned();
         let pidfd = &self.pidfd;
-        let console =
-            match &io.console_socket {
-                Some(path) => Some(UnixStream::connect(path).map_err(|e| {
-                    Error::from_message(format!("connect console socket: {e}"), None)
-                })?),
-                None => None,
-            };
+        let console = io
+            .console_socket
+            .as_deref()
+            .map(connect_console)
+            .transpose()?;
         let (sync_r, sync_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
         let helper = match clone(CloneFlags::empty()) {
             Err(e) => return Err(Error::from_message(format!("fork: {e}"), None)),
             Ok(0) => {
+                non_dumpable();
                 drop(sync_w);
                 drop(status_r);
                 let status = status_w.as_raw_fd();
@@ -665,9 +688,8 @@ impl Exec<'_> {
         } else {
             process::dup_stdio(self.io)?;
         }
-        let ready = process::Ready::prepare(self.process, self.filter)?;
-        // Tell the shim before the pipe ends at exec: a report of 0 would read as ready.
-        ready.exec()
+        // The status pipe ends when the program runs; a failure before is reported on it.
+        process::Ready::prepare(self.process, self.filter)?.exec()
     }
 }
 
