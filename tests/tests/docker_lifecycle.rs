@@ -288,3 +288,53 @@ fn wait_rename_pause_top_stats_update() {
     ]);
     assert_eq!(d.docker_ok(&["wait", "ww"]), "7");
 }
+
+/// Right after `docker create` the engine already creates the container's process (its
+/// record stays `created`). A start after a change of the configuration gets the new one;
+/// removing a container that was never started leaves no runtime state behind.
+#[test]
+#[ignore = "needs root"]
+fn created_containers_start_with_their_latest_configuration() {
+    let d = daemon();
+    let script = "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max";
+    let id = d.docker_ok(&[
+        "create",
+        "--name",
+        "pre",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let state = d.root().join("runtime").join(&id);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !state.join("shim.sock").exists() {
+        assert!(Instant::now() < deadline, "no process was created ahead");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "pre"]),
+        "created 0"
+    );
+    d.docker_ok(&["update", "--pids-limit", "33", "pre"]);
+    assert_eq!(d.docker_ok(&["start", "-a", "pre"]), "33");
+
+    let id = d.docker_ok(&["create", "--name", "never", "busybox", "true"]);
+    let state = d.root().join("runtime").join(&id);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !state.join("shim.sock").exists() {
+        assert!(Instant::now() < deadline, "no process was created ahead");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.docker_ok(&["rm", "never"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while state.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "runtime state of a removed container stays"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

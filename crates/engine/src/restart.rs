@@ -165,8 +165,7 @@ impl Engine {
             g.clone()
         };
         if matches!(state, ContainerState::Created { .. }) {
-            let _ = self.runtime.kill(&c.id, crate::signal::SIGKILL).await;
-            let _ = self.runtime.delete(&c.id).await;
+            self.end_created(&c.id).await;
         }
         if updated != c {
             self.persist(&updated);
