@@ -225,8 +225,7 @@ impl Engine {
         match attached.and(created) {
             Ok(c) => {
                 let entry = Entry::new(c.clone());
-                self.registry().by_id.insert(id.clone(), entry.clone());
-                self.spawn_prestart(entry);
+                self.registry().by_id.insert(id.clone(), entry);
                 self.container_event(&c, "create", &[], None);
                 tracing::info!(container = %id, name = %name, "created");
                 Ok((id, Vec::new()))

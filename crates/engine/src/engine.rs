@@ -43,8 +43,6 @@ pub struct Entry {
     pub generation: AtomicU64,
     /// Current restart back-off in milliseconds (0: none yet).
     pub backoff_ms: AtomicU64,
-    /// The container's process, created ahead of its start (see [`crate::prestart`]).
-    prestart: Mutex<Option<crate::prestart::Prestart>>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -74,13 +72,7 @@ impl Entry {
             pending_attach: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
             backoff_ms: AtomicU64::new(0),
-            prestart: Mutex::new(None),
         })
-    }
-
-    /// The container's process created ahead of its start, if any.
-    pub(crate) fn prestart_slot(&self) -> MutexGuard<'_, Option<crate::prestart::Prestart>> {
-        self.prestart.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

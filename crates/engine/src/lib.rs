@@ -24,7 +24,6 @@ pub mod model;
 pub mod mounts;
 pub mod names;
 pub mod networking;
-pub mod prestart;
 pub mod restart;
 pub mod rootpath;
 pub mod runtimes;

@@ -69,16 +69,20 @@ impl Engine {
             _ => {}
         }
         let id = c.id.clone();
-        let ready = self.take_prestart(entry, &c).await;
-        if !ready {
-            let cid = id.clone();
-            self.with_images(move |s| Ok(s.mount_snapshot(&cid)?))
-                .await?;
-        }
+        let cid = id.clone();
+        self.with_images(move |s| Ok(s.mount_snapshot(&cid)?))
+            .await?;
+        let config = self.net_setup(&c).await.and_then(|(net, mounts)| {
+            let mut config = spec::container_config(&c, net, CGROUP_PARENT)?;
+            config.mounts.extend(mounts);
+            Ok(config)
+        });
         let result = async {
-            if !ready {
-                self.create_process(&c).await?;
+            let config = config?;
+            if c.has_been_started || matches!(c.state.status, Status::Restarting | Status::Exited) {
+                let _ = self.runtime.delete(&id).await;
             }
+            self.runtime.create(&config).await?;
             let pending: Vec<_> = std::mem::take(
                 &mut *entry
                     .pending_attach
@@ -160,19 +164,6 @@ impl Engine {
         self.container_event(&snapshot, "start", &[], None);
         tracing::info!(container = %id, pid, "started");
         self.spawn_monitor(entry.clone(), generation);
-        Ok(())
-    }
-
-    /// The runtime's create of the container's process (its rootfs already mounted): the
-    /// network, the runtime configuration, then the shim with the init waiting for start.
-    pub(crate) async fn create_process(self: &Arc<Self>, c: &Container) -> Result<()> {
-        let (net, mounts) = self.net_setup(c).await?;
-        let mut config = spec::container_config(c, net, CGROUP_PARENT)?;
-        config.mounts.extend(mounts);
-        if c.has_been_started || matches!(c.state.status, Status::Restarting | Status::Exited) {
-            let _ = self.runtime.delete(&c.id).await;
-        }
-        self.runtime.create(&config).await?;
         Ok(())
     }
 
@@ -390,10 +381,6 @@ impl Engine {
     pub async fn remove(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
         let entry = self.lookup(name)?;
         let _op = entry.op.lock().await;
-        if entry.prestart_slot().take().is_some() {
-            let id = entry.lock().id.clone();
-            self.end_created(&id).await;
-        }
         let c = entry.snapshot();
         if c.state.status.is_alive() || c.state.status == Status::Restarting {
             if !force {

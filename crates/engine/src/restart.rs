@@ -165,7 +165,8 @@ impl Engine {
             g.clone()
         };
         if matches!(state, ContainerState::Created { .. }) {
-            self.end_created(&c.id).await;
+            let _ = self.runtime.kill(&c.id, crate::signal::SIGKILL).await;
+            let _ = self.runtime.delete(&c.id).await;
         }
         if updated != c {
             self.persist(&updated);
