@@ -278,9 +278,18 @@ pub fn remove(rel: &str) -> Result<(), CgroupError> {
     let dirs: Vec<PathBuf> = hierarchy_mounts(&text)
         .into_iter()
         .map(|m| m.join(rel))
-        .filter(|d| d.is_dir())
         .collect();
-    for dir in &dirs {
+    // An empty cgroup goes at the first rmdir (the common case: the init has been reaped
+    // and its namespace's other processes with it); what stays busy has its processes killed
+    // first.
+    let busy: Vec<&PathBuf> = dirs
+        .iter()
+        .filter(|d| match std::fs::remove_dir(d) {
+            Ok(()) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        })
+        .collect();
+    for dir in &busy {
         let procs = read(&dir.join("cgroup.procs"))?;
         for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
             let _ = nix::sys::signal::kill(
@@ -289,7 +298,7 @@ pub fn remove(rel: &str) -> Result<(), CgroupError> {
             );
         }
     }
-    for dir in &dirs {
+    for dir in busy {
         match std::fs::remove_dir(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
