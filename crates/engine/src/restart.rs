@@ -20,6 +20,9 @@ const BACKOFF_MAX_MS: u64 = 60_000;
 /// A run at least this long resets the back-off.
 const RESET_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
+/// How long a killed init that never started may take to be reported gone.
+const KILLED_GONE: Duration = Duration::from_secs(10);
+
 /// Whether the policy restarts a container that exited with `code`.
 pub fn should_restart(c: &Container, code: i32) -> bool {
     if c.manually_stopped {
@@ -165,7 +168,15 @@ impl Engine {
             g.clone()
         };
         if matches!(state, ContainerState::Created { .. }) {
-            let _ = self.runtime.kill(&c.id, crate::signal::SIGKILL).await;
+            // The runtime refuses to delete a container whose init still waits for start.
+            if self
+                .runtime
+                .kill(&c.id, crate::signal::SIGKILL)
+                .await
+                .is_ok()
+            {
+                let _ = tokio::time::timeout(KILLED_GONE, self.runtime.wait(&c.id)).await;
+            }
             let _ = self.runtime.delete(&c.id).await;
         }
         if updated != c {
