@@ -288,9 +288,6 @@ impl Direct {
             .as_ref()
             .and_then(|r| r.devices().clone())
             .unwrap_or_default();
-        let cgroup = Cgroup::create(&rel, &limits, &devices)
-            .map_err(|e| Error::from_message(format!("create cgroup {rel}: {e}"), None))?;
-
         let mut new = CloneFlags::empty();
         let mut join = CloneFlags::empty();
         let mut netns = None;
@@ -327,6 +324,8 @@ impl Direct {
             .transpose()?;
         let (sync_r, sync_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
+        let cgroup = Cgroup::create(&rel, &limits, &devices)
+            .map_err(|e| Error::from_message(format!("create cgroup {rel}: {e}"), None))?;
         let pid = match clone(new) {
             Err(e) => {
                 let _ = crate::cgroups::remove(cgroup.rel());
@@ -451,12 +450,14 @@ impl Direct {
             .transpose()?;
         let (sync_r, sync_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
+        let (pid_r, pid_w) = pipe()?;
         let helper = match clone(CloneFlags::empty()) {
             Err(e) => return Err(Error::from_message(format!("fork: {e}"), None)),
             Ok(0) => {
                 non_dumpable();
                 drop(sync_w);
                 drop(status_r);
+                drop(pid_r);
                 let status = status_w.as_raw_fd();
                 let exec = Exec {
                     process,
@@ -465,7 +466,7 @@ impl Direct {
                     pidfd,
                     join: self.join,
                     sync: &sync_r,
-                    status,
+                    pid: pid_w,
                     filter: self.filter.as_deref(),
                 };
                 match exec.run() {
@@ -477,6 +478,7 @@ impl Direct {
         };
         drop(sync_r);
         drop(status_w);
+        drop(pid_w);
         drop(console);
         drop(io);
         let joined = self
@@ -488,26 +490,27 @@ impl Direct {
                     .write_all(&[0])
                     .map_err(|e| Error::from_message(format!("signal exec: {e}"), None))
             });
-        // The helper reports the process' pid (4 bytes) and leaves; the process then
-        // reports on the same pipe, which ends when it executes its program.
-        let mut file = std::fs::File::from(status_r);
+        // The helper reports the process' pid on its own pipe and leaves (or reports a
+        // failure on the status pipe); the process reports on the status pipe, which ends
+        // when it executes its program.
         let pid = joined.and_then(|()| {
-            let mut buf = [0u8; 5];
-            file.read_exact(&mut buf)
-                .map_err(|e| Error::from_message(format!("exec helper: {e}"), None))
-                .and_then(|()| {
-                    if buf[0] == 2 {
-                        Ok(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]))
-                    } else {
-                        let mut rest = String::from_utf8_lossy(&buf[1..]).into_owned();
-                        let _ = file.read_to_string(&mut rest);
-                        Err(Error::from_message(rest, program.as_deref()))
-                    }
-                })
+            let mut buf = [0u8; 4];
+            match std::fs::File::from(pid_r).read_exact(&mut buf) {
+                Ok(()) => Ok(i32::from_ne_bytes(buf)),
+                Err(_) => match report(
+                    status_r
+                        .try_clone()
+                        .map_err(|e| Error::from_message(format!("exec helper: {e}"), None))?,
+                    program.as_deref(),
+                ) {
+                    Err(e) => Err(e),
+                    Ok(_) => Err(Error::from_message("exec helper exited", None)),
+                },
+            }
         });
         wait_child(helper);
         let pid = pid?;
-        match report(OwnedFd::from(file), program.as_deref()) {
+        match report(status_r, program.as_deref()) {
             Ok(_) => Ok(pid),
             Err(e) => {
                 wait_child(pid);
@@ -649,7 +652,8 @@ struct Exec<'a> {
     pidfd: &'a OwnedFd,
     join: CloneFlags,
     sync: &'a OwnedFd,
-    status: RawFd,
+    /// Where the helper reports the process' pid.
+    pid: OwnedFd,
     filter: Option<&'a Filter>,
 }
 
@@ -664,16 +668,11 @@ impl Exec<'_> {
             .map_err(|e| Fail::sys("join the container's namespaces", e))?;
         let pid = clone(CloneFlags::CLONE_PARENT).map_err(|e| Fail::sys("fork", e))?;
         if pid != 0 {
-            let mut msg = vec![2u8];
-            msg.extend_from_slice(&pid.to_ne_bytes());
-            let _ = nix::unistd::write(
-                // SAFETY: the helper's open write end of the status pipe.
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(self.status) },
-                &msg,
-            );
+            let _ = nix::unistd::write(&self.pid, &pid.to_ne_bytes());
             // SAFETY: leaving this copy of the shim without running its exit code.
             unsafe { libc::_exit(0) }
         }
+        drop(self.pid);
         // The exec process, in the container's namespaces.
         let _ = nix::unistd::chdir("/");
         if self.process.terminal() == Some(true) {
