@@ -1,8 +1,9 @@
 //! The engine on a pure cgroup v2 layout. This machine boots in hybrid mode, so the daemon
 //! runs in its own mount namespace where /sys/fs/cgroup is the cgroup2 hierarchy alone. Every
 //! controller is still bound to the v1 hierarchies here, so the cgroup2 tree has none
-//! enabled: this shows detection, placement, pause (cgroup.freeze is core v2), stats and
-//! cleanup; resource limits on v2 need a host booted with cgroup v2.
+//! enabled: this shows detection, placement, device rules (an eBPF program, core v2), pause
+//! (cgroup.freeze is core v2), stats and cleanup; resource limits on v2 need a host booted
+//! with cgroup v2.
 
 use std::path::Path;
 
@@ -27,6 +28,26 @@ fn containers_run_on_a_cgroup2_only_layout() {
     assert!(
         own.ends_with("0::/"),
         "the container sees its own cgroup namespace root: {own}"
+    );
+    // Device rules hold on cgroup v2 too (an eBPF program on the container's cgroup): the
+    // default devices work, and a node the rules leave out cannot be opened although
+    // CAP_MKNOD lets the container make it.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ok > /dev/null && head -c 3 /dev/zero | wc -c && mknod /tmp/tun c 10 200 && cat /tmp/tun",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(stdout.trim(), "3", "{stderr}");
+    assert!(
+        stderr.contains("can't open '/tmp/tun': Operation not permitted"),
+        "{stderr}"
     );
     let id = d.docker_ok(&["run", "-d", "--name", "v2", "busybox", "sleep", "1000"]);
     // The container's cgroup exists in the v2 hierarchy (seen from the host at UNIFIED).

@@ -4,6 +4,7 @@
 //! controller mounted there and v2 for the rest.
 
 mod create;
+mod devices;
 mod stats;
 mod update;
 

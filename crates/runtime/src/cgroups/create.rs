@@ -103,8 +103,12 @@ impl Cgroup {
                 write(&dir.join(file), &device_rule(rule))?;
             }
         }
-        // cgroup v2 filters devices with an eBPF program, which this path does not load
-        // (nor does libcontainer built without its `cgroupsv2_devices` feature).
+        if !self.hierarchies.is_v1("devices")
+            && !devices.is_empty()
+            && let Some(unified) = &self.hierarchies.unified
+        {
+            super::devices::attach(&unified.join(&self.rel), devices)?;
+        }
         Ok(())
     }
 
