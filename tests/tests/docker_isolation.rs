@@ -95,6 +95,24 @@ fn capabilities_privileged_no_new_privileges_and_seccomp() {
         ]),
         "mounted"
     );
+    // A privileged container gets the host's device nodes (same numbers and mode), and may
+    // use them.
+    if let Ok(meta) = std::fs::metadata("/dev/loop0") {
+        use std::os::unix::fs::MetadataExt;
+        let mode = format!("{:o}", meta.mode() & 0o7777);
+        assert_eq!(
+            d.docker_ok(&[
+                "run",
+                "--rm",
+                "--privileged",
+                "busybox",
+                "sh",
+                "-c",
+                "stat -c '%F %t:%T %a' /dev/loop0 && head -c 0 /dev/loop0 && echo opened"
+            ]),
+            format!("block special file 7:0 {mode}\nopened")
+        );
+    }
     let out = d.docker(&[
         "run", "--rm", "busybox", "mount", "-t", "tmpfs", "none", "/tmp",
     ]);

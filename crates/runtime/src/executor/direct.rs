@@ -99,9 +99,8 @@ fn host_cgroups(mountinfo: &str) -> Vec<HostCgroup> {
 }
 
 /// Whether the direct path can create a container from `spec`: berth's own specs, without
-/// user namespaces, hooks, joined namespaces other than the network, devices beyond the
-/// defaults (privileged containers), sysctls, LSM labels or limits outside
-/// [`supported_limits`]. A seccomp profile left in the spec (one the filter cache does not
+/// user namespaces, hooks, joined namespaces other than the network, sysctls, LSM labels or
+/// limits outside [`supported_limits`]. A seccomp profile left in the spec (one the filter cache does not
 /// serve) also goes to libcontainer.
 pub(super) fn supports(spec: &Spec) -> bool {
     let Some(linux) = spec.linux() else {
@@ -133,7 +132,6 @@ pub(super) fn supports(spec: &Spec) -> bool {
         && spec.hooks().is_none()
         && spec.root().is_some()
         && linux.uid_mappings().as_ref().is_none_or(Vec::is_empty)
-        && linux.devices().as_ref().is_none_or(Vec::is_empty)
         && linux.sysctl().as_ref().is_none_or(|s| s.is_empty())
         && linux.seccomp().is_none()
         && linux.rootfs_propagation().is_none()
@@ -596,6 +594,14 @@ impl Init<'_> {
         }
         enter_cgroup()?;
         if dev_tmpfs {
+            if let Some(devices) = self
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.devices().as_ref())
+            {
+                rootfs.devices(devices)?;
+            }
             rootfs.default_devices()?;
         }
         let tty = if terminal {
@@ -761,6 +767,22 @@ mod tests {
             })],
         };
         let spec = crate::spec::container_spec(&privileged, &host).expect("spec");
-        assert!(!supports(&spec));
+        assert!(
+            supports(&spec),
+            "privileged containers' device nodes are made here"
+        );
+        let mut joined = spec.clone();
+        if let Some(l) = joined.linux_mut() {
+            let mut ns = l.namespaces().clone().unwrap_or_default();
+            ns.push(
+                oci_spec::runtime::LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::Ipc)
+                    .path("/proc/1/ns/ipc")
+                    .build()
+                    .expect("namespace"),
+            );
+            l.set_namespaces(Some(ns));
+        }
+        assert!(!supports(&joined));
     }
 }

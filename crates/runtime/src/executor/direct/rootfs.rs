@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mkdirat, mknodat};
-use oci_spec::runtime::{Mount, Spec};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use super::{Fail, HostCgroup};
 
@@ -409,6 +409,53 @@ impl Rootfs {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(e) => return Err(Fail::sys(format!("link /dev/{name}"), e)),
             }
+        }
+        Ok(())
+    }
+
+    /// The spec's device nodes (a privileged container's: every host device), each with its
+    /// owner and mode, in directories made where missing.
+    pub(super) fn devices(&self, devices: &[LinuxDevice]) -> Result<(), Fail> {
+        for d in devices {
+            let path = d.path();
+            let kind = match d.typ() {
+                LinuxDeviceType::B => SFlag::S_IFBLK,
+                LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+                LinuxDeviceType::P => SFlag::S_IFIFO,
+                LinuxDeviceType::A => continue,
+            };
+            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+                continue;
+            };
+            let dir = self.target(parent, false)?;
+            let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666) & 0o7777);
+            let (major, minor) = (
+                u64::try_from(d.major()).unwrap_or(0),
+                u64::try_from(d.minor()).unwrap_or(0),
+            );
+            match mknodat(
+                Some(dir.as_raw_fd()),
+                name,
+                kind,
+                mode,
+                makedev(major, minor),
+            ) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(Fail::sys(format!("create {}", path.display()), e)),
+            }
+            let node = self.target(path, true)?;
+            let node_path = fd_path(&node);
+            let _ = nix::sys::stat::fchmodat(
+                None,
+                node_path.as_str(),
+                mode,
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            );
+            let _ = nix::unistd::chown(
+                node_path.as_str(),
+                d.uid().map(nix::unistd::Uid::from_raw),
+                d.gid().map(nix::unistd::Gid::from_raw),
+            );
         }
         Ok(())
     }
