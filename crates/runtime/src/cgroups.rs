@@ -65,44 +65,35 @@ impl Hierarchies {
 
     /// Parses `/proc/<pid>/mountinfo` (proc(5)).
     pub fn parse_mountinfo(text: &str) -> Self {
+        Self::from_mounts(&cgroup_mounts(text))
+    }
+
+    /// The hierarchies of `mounts`: the first cgroup2 mount, and for each v1 controller the
+    /// first hierarchy that has it.
+    pub fn from_mounts(mounts: &[CgroupMount]) -> Self {
         let mut out = Self::default();
-        for line in text.lines() {
-            let Some((left, right)) = line.split_once(" - ") else {
+        for m in mounts {
+            if m.v2 {
+                out.unified.get_or_insert_with(|| m.point.clone());
                 continue;
-            };
-            let Some(mount_point) = left.split(' ').nth(4) else {
-                continue;
-            };
-            let mut right = right.split(' ');
-            let fstype = right.next().unwrap_or_default();
-            let _source = right.next();
-            let options = right.next().unwrap_or_default();
-            match fstype {
-                "cgroup2" => {
-                    out.unified
-                        .get_or_insert_with(|| PathBuf::from(mount_point));
+            }
+            for opt in m.options.split(',') {
+                if matches!(
+                    opt,
+                    "cpu"
+                        | "cpuacct"
+                        | "cpuset"
+                        | "memory"
+                        | "pids"
+                        | "freezer"
+                        | "devices"
+                        | "blkio"
+                        | "hugetlb"
+                ) {
+                    out.v1
+                        .entry(opt.to_string())
+                        .or_insert_with(|| m.point.clone());
                 }
-                "cgroup" => {
-                    for opt in options.split(',') {
-                        if matches!(
-                            opt,
-                            "cpu"
-                                | "cpuacct"
-                                | "cpuset"
-                                | "memory"
-                                | "pids"
-                                | "freezer"
-                                | "devices"
-                                | "blkio"
-                                | "hugetlb"
-                        ) {
-                            out.v1
-                                .entry(opt.to_string())
-                                .or_insert_with(|| PathBuf::from(mount_point));
-                        }
-                    }
-                }
-                _ => {}
             }
         }
         out
@@ -252,16 +243,35 @@ pub fn oom_killed(h: &Hierarchies, rel: &str) -> bool {
         .is_some_and(|n| n > 0)
 }
 
-/// Mount points of every cgroup hierarchy in a mountinfo text: each v1 hierarchy (named
-/// ones too) and cgroup2.
-fn hierarchy_mounts(text: &str) -> Vec<PathBuf> {
+/// A cgroup hierarchy's mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMount {
+    /// Its mount point.
+    pub point: PathBuf,
+    /// cgroup2; otherwise a v1 hierarchy (a named one too).
+    pub v2: bool,
+    /// Its super-block options (`rw,cpu,cpuacct`, `rw,xattr,name=systemd`).
+    pub options: String,
+}
+
+/// Every cgroup hierarchy mounted in a mountinfo text (proc(5)), in the table's order.
+pub fn cgroup_mounts(text: &str) -> Vec<CgroupMount> {
     text.lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;
-            let fstype = right.split(' ').next()?;
-            matches!(fstype, "cgroup" | "cgroup2")
-                .then(|| left.split(' ').nth(4).map(PathBuf::from))
-                .flatten()
+            let point = left.split(' ').nth(4)?;
+            let mut right = right.split(' ');
+            let v2 = match right.next()? {
+                "cgroup2" => true,
+                "cgroup" => false,
+                _ => return None,
+            };
+            let _source = right.next();
+            Some(CgroupMount {
+                point: PathBuf::from(point),
+                v2,
+                options: right.next().unwrap_or_default().to_string(),
+            })
         })
         .collect()
 }
@@ -276,13 +286,17 @@ pub fn remove(rel: &str) -> Result<(), CgroupError> {
         return Err(CgroupError::NoController(String::new()));
     }
     let text = read(Path::new("/proc/self/mountinfo"))?;
-    let dirs: Vec<PathBuf> = hierarchy_mounts(&text)
+    let dirs: Vec<PathBuf> = cgroup_mounts(&text)
         .into_iter()
-        .map(|m| m.join(rel))
+        .map(|m| m.point.join(rel))
         .collect();
-    // An empty cgroup goes at the first rmdir (the common case: the init has been reaped
-    // and its namespace's other processes with it); what stays busy has its processes killed
-    // first.
+    remove_dirs(&dirs)
+}
+
+/// Removes a cgroup's directories, one per hierarchy. An empty cgroup goes at the first
+/// rmdir (the common case: the init has been reaped and its namespace's other processes with
+/// it); what stays busy has its processes killed first.
+fn remove_dirs(dirs: &[PathBuf]) -> Result<(), CgroupError> {
     let busy: Vec<&PathBuf> = dirs
         .iter()
         .filter(|d| match std::fs::remove_dir(d) {
@@ -373,7 +387,7 @@ mod tests {
             "31 25 0:28 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n",
         );
         text.push_str("32 1 0:29 / /proc rw - proc proc rw\n");
-        let mounts = hierarchy_mounts(&text);
+        let mounts: Vec<PathBuf> = cgroup_mounts(&text).into_iter().map(|m| m.point).collect();
         assert_eq!(
             mounts,
             [

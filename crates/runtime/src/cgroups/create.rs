@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
-use super::{CgroupError, Hierarchies, apply_update, hierarchy_mounts, read};
+use super::{CgroupError, CgroupMount, Hierarchies, apply_update, read, remove_dirs};
 use crate::Resources;
 
 /// A container's cgroup: its directory on each hierarchy.
@@ -63,23 +63,23 @@ pub fn supported_limits(r: &LinuxResources) -> Option<Resources> {
 }
 
 impl Cgroup {
-    /// Creates cgroup `rel` (relative to each hierarchy's root) everywhere and applies
-    /// `limits` and the v1 device rules.
+    /// Creates cgroup `rel` (relative to each hierarchy's root) on every hierarchy of
+    /// `mounts` and applies `limits` and the device rules.
     pub fn create(
         rel: &str,
         limits: &Resources,
         devices: &[LinuxDeviceCgroup],
+        mounts: &[CgroupMount],
     ) -> Result<Self, CgroupError> {
         let rel = rel.trim_start_matches('/').to_string();
         if rel.is_empty() {
             return Err(CgroupError::NoController(String::new()));
         }
-        let text = read(Path::new("/proc/self/mountinfo"))?;
-        let hierarchies = Hierarchies::parse_mountinfo(&text);
+        let hierarchies = Hierarchies::from_mounts(mounts);
         let mut dirs = Vec::new();
-        for mount in hierarchy_mounts(&text) {
-            let unified = hierarchies.unified.as_ref() == Some(&mount);
-            dirs.push(make_dirs(&mount, &rel, unified)?);
+        for m in mounts {
+            let unified = hierarchies.unified.as_ref() == Some(&m.point);
+            dirs.push(make_dirs(&m.point, &rel, unified)?);
         }
         let cgroup = Self {
             hierarchies,
@@ -120,26 +120,10 @@ impl Cgroup {
         Ok(())
     }
 
-    /// The cgroup's path relative to the hierarchies' roots.
-    pub fn rel(&self) -> &str {
-        &self.rel
-    }
-
-    /// Reopens the cgroup `rel` created earlier (for joining and freezing).
-    pub fn open(rel: &str) -> Result<Self, CgroupError> {
-        let rel = rel.trim_start_matches('/').to_string();
-        let text = read(Path::new("/proc/self/mountinfo"))?;
-        let hierarchies = Hierarchies::parse_mountinfo(&text);
-        let dirs = hierarchy_mounts(&text)
-            .into_iter()
-            .map(|m| m.join(&rel))
-            .filter(|d| d.join("cgroup.procs").exists())
-            .collect();
-        Ok(Self {
-            hierarchies,
-            rel,
-            dirs,
-        })
+    /// Removes the cgroup's directories, killing what is left in them (see
+    /// [`super::remove`]).
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        remove_dirs(&self.dirs)
     }
 
     /// Freezes (`true`) or thaws every process of the cgroup and waits until it took

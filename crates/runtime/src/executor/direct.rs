@@ -27,7 +27,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use super::ExecutorError as Error;
 use super::ProcessIo;
 use super::seccomp::Filter;
-use crate::cgroups::{Cgroup, supported_limits};
+use crate::cgroups::{Cgroup, CgroupMount, cgroup_mounts, supported_limits};
 
 /// Why a step in the container's init or exec process failed; sent to the shim.
 #[derive(Debug)]
@@ -54,38 +54,30 @@ pub(super) struct HostCgroup {
     options: String,
 }
 
-/// The host's hierarchies, named as the host names them under its own mount points.
-fn host_cgroups(mountinfo: &str) -> Vec<HostCgroup> {
-    let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let Some(point) = left.split(' ').nth(4) else {
-            continue;
-        };
-        let mut right = right.split(' ');
-        let fstype = right.next().unwrap_or_default();
-        let _source = right.next();
-        let supers = right.next().unwrap_or_default();
-        let v2 = match fstype {
-            "cgroup2" => true,
-            "cgroup" => false,
-            _ => continue,
-        };
-        let name = Path::new(point)
+/// The host's hierarchies as the container mounts them, named as the host names them under
+/// its own mount points.
+fn host_cgroups(mounts: &[CgroupMount]) -> Vec<HostCgroup> {
+    let mut out: Vec<HostCgroup> = Vec::new();
+    for m in mounts {
+        let name = m
+            .point
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "unified".into());
-        let options = supers
+        let options = m
+            .options
             .split(',')
             .filter(|o| !matches!(*o, "rw" | "ro" | "") && !o.starts_with("release_agent="))
             .collect::<Vec<_>>()
             .join(",");
-        if out.iter().any(|h: &HostCgroup| h.name == name) {
+        if out.iter().any(|h| h.name == name) {
             continue;
         }
-        out.push(HostCgroup { name, v2, options });
+        out.push(HostCgroup {
+            name,
+            v2: m.v2,
+            options,
+        });
     }
     if out.len() > 1 {
         // Hybrid: the cgroup2 hierarchy shows up as `unified`, as Docker shows it.
@@ -229,10 +221,43 @@ fn die(status: RawFd, fail: &Fail) -> ! {
     unsafe { libc::_exit(1) }
 }
 
+/// Clones a child of the shim with `flags` (0 in the child, as fork). The child closes
+/// `shim_ends` (the shim's ends of its pipes, so that it sees the shim close them), becomes
+/// non-dumpable and runs `body`; a failure goes to the shim on `status` and ends it.
+fn spawn(
+    flags: CloneFlags,
+    shim_ends: &[RawFd],
+    status: RawFd,
+    body: impl FnOnce() -> Result<std::convert::Infallible, Fail>,
+) -> Result<i32, Errno> {
+    let pid = clone(flags)?;
+    if pid != 0 {
+        return Ok(pid);
+    }
+    non_dumpable();
+    for fd in shim_ends {
+        // The child never returns to drop the shim's copies of these descriptors.
+        let _ = nix::unistd::close(*fd);
+    }
+    match body() {
+        Err(fail) => die(status, &fail),
+        Ok(never) => match never {},
+    }
+}
+
+/// Moves the shim's child `pid` into `cgroup`, then lets it go on (one byte on `sync`).
+fn admit(cgroup: &Cgroup, pid: i32, sync: &OwnedFd) -> Result<(), Error> {
+    cgroup
+        .join(pid)
+        .map_err(|e| Error::from_message(format!("join cgroup: {e}"), None))?;
+    nix::unistd::write(sync, &[0])
+        .map(drop)
+        .map_err(|e| Error::from_message(format!("signal child: {e}"), None))
+}
+
 /// Reads a child's report: `Ok(true)` for the ready byte, `Ok(false)` at end of input (the
 /// child executed its program), the child's message as an error.
-fn report(status: OwnedFd, program: Option<&str>) -> Result<bool, Error> {
-    let mut file = std::fs::File::from(status);
+fn report(mut file: &std::fs::File, program: Option<&str>) -> Result<bool, Error> {
     let mut first = [0u8; 1];
     loop {
         match file.read(&mut first) {
@@ -270,7 +295,8 @@ impl Direct {
         let program = process.args().as_ref().and_then(|a| a.first()).cloned();
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| Error::from_message(format!("read mountinfo: {e}"), None))?;
-        let cgroups = host_cgroups(&mountinfo);
+        let mounts = cgroup_mounts(&mountinfo);
+        let cgroups = host_cgroups(&mounts);
         let rel = linux
             .cgroups_path()
             .as_ref()
@@ -322,19 +348,15 @@ impl Direct {
             .transpose()?;
         let (sync_r, sync_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
-        let cgroup = Cgroup::create(&rel, &limits, &devices)
+        let cgroup = Cgroup::create(&rel, &limits, &devices, &mounts)
             .map_err(|e| Error::from_message(format!("create cgroup {rel}: {e}"), None))?;
-        let pid = match clone(new) {
-            Err(e) => {
-                let _ = crate::cgroups::remove(cgroup.rel());
-                return Err(Error::from_message(format!("clone: {e}"), None));
-            }
-            Ok(0) => {
-                non_dumpable();
-                drop(sync_w);
-                drop(status_r);
-                let status = status_w.as_raw_fd();
-                let init = Init {
+        let status = status_w.as_raw_fd();
+        let spawned = spawn(
+            new,
+            &[sync_w.as_raw_fd(), status_r.as_raw_fd()],
+            status,
+            || {
+                Init {
                     spec,
                     io: &io,
                     console: console.as_ref(),
@@ -344,54 +366,46 @@ impl Direct {
                     sync: &sync_r,
                     status,
                     filter: filter.as_deref(),
-                };
-                match init.run() {
-                    Err(fail) => die(status, &fail),
-                    Ok(never) => match never {},
                 }
-            }
+                .run()
+            },
+        );
+        let pid = match spawned {
             Ok(pid) => pid,
+            Err(e) => {
+                let _ = cgroup.remove();
+                return Err(Error::from_message(format!("clone: {e}"), None));
+            }
         };
         drop(sync_r);
         drop(status_w);
         drop(console);
         drop(io);
-        let mut sync_w = std::fs::File::from(sync_w);
-        let joined = cgroup
-            .join(pid)
-            .map_err(|e| Error::from_message(format!("join cgroup: {e}"), None))
-            .and_then(|()| {
-                sync_w
-                    .write_all(&[0])
-                    .map_err(|e| Error::from_message(format!("signal init: {e}"), None))
-            });
         let pidfd = crate::sys::pidfd_open(pid)
             .map_err(|e| Error::from_message(format!("pidfd of the init: {e}"), None));
-        let ready = joined
-            .and_then(|()| report(status_r, program.as_deref()))
+        let ready = admit(&cgroup, pid, &sync_w)
+            .and_then(|()| report(&std::fs::File::from(status_r), program.as_deref()))
             .and_then(|ready| pidfd.map(|fd| (ready, fd)));
         match ready {
             Ok((true, pidfd)) => Ok(Self {
                 pid,
                 pidfd,
-                start: Some(OwnedFd::from(sync_w)),
+                start: Some(sync_w),
                 cgroup,
                 join,
                 filter,
             }),
-            Ok((false, _)) => {
-                wait_child(pid);
-                let _ = crate::cgroups::remove(cgroup.rel());
-                Err(Error::from_message("container init exited early", None))
-            }
-            Err(e) => {
+            failed => {
+                // Not reaped yet, so the pid is still this child's.
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
                 );
                 wait_child(pid);
-                let _ = crate::cgroups::remove(cgroup.rel());
-                Err(e)
+                let _ = cgroup.remove();
+                Err(failed
+                    .err()
+                    .unwrap_or_else(|| Error::from_message("container init exited early", None)))
             }
         }
     }
@@ -426,7 +440,7 @@ impl Direct {
         let _ = crate::sys::pidfd_kill(&self.pidfd);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            match crate::cgroups::remove(self.cgroup.rel()) {
+            match self.cgroup.remove() {
                 Ok(()) => return Ok(()),
                 Err(e) if std::time::Instant::now() > deadline => {
                     return Err(Error::from_message(e.to_string(), None));
@@ -449,45 +463,28 @@ impl Direct {
         let (sync_r, sync_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
         let (pid_r, pid_w) = pipe()?;
-        let helper = match clone(CloneFlags::empty()) {
-            Err(e) => return Err(Error::from_message(format!("fork: {e}"), None)),
-            Ok(0) => {
-                non_dumpable();
-                drop(sync_w);
-                drop(status_r);
-                drop(pid_r);
-                let status = status_w.as_raw_fd();
-                let exec = Exec {
-                    process,
-                    io: &io,
-                    console: console.as_ref(),
-                    pidfd,
-                    join: self.join,
-                    sync: &sync_r,
-                    pid: pid_w,
-                    filter: self.filter.as_deref(),
-                };
-                match exec.run() {
-                    Err(fail) => die(status, &fail),
-                    Ok(never) => match never {},
-                }
+        let status = status_w.as_raw_fd();
+        let shim_ends = [sync_w.as_raw_fd(), status_r.as_raw_fd(), pid_r.as_raw_fd()];
+        let helper = spawn(CloneFlags::empty(), &shim_ends, status, || {
+            Exec {
+                process,
+                io: &io,
+                console: console.as_ref(),
+                pidfd,
+                join: self.join,
+                sync: &sync_r,
+                pid: pid_w,
+                filter: self.filter.as_deref(),
             }
-            Ok(pid) => pid,
-        };
+            .run()
+        })
+        .map_err(|e| Error::from_message(format!("fork: {e}"), None))?;
         drop(sync_r);
         drop(status_w);
-        drop(pid_w);
         drop(console);
         drop(io);
-        let joined = self
-            .cgroup
-            .join(helper)
-            .map_err(|e| Error::from_message(format!("join cgroup: {e}"), None))
-            .and_then(|()| {
-                std::fs::File::from(sync_w)
-                    .write_all(&[0])
-                    .map_err(|e| Error::from_message(format!("signal exec: {e}"), None))
-            });
+        let joined = admit(&self.cgroup, helper, &sync_w);
+        let status_r = std::fs::File::from(status_r);
         // The helper reports the process' pid on its own pipe and leaves (or reports a
         // failure on the status pipe); the process reports on the status pipe, which ends
         // when it executes its program.
@@ -495,12 +492,7 @@ impl Direct {
             let mut buf = [0u8; 4];
             match std::fs::File::from(pid_r).read_exact(&mut buf) {
                 Ok(()) => Ok(i32::from_ne_bytes(buf)),
-                Err(_) => match report(
-                    status_r
-                        .try_clone()
-                        .map_err(|e| Error::from_message(format!("exec helper: {e}"), None))?,
-                    program.as_deref(),
-                ) {
+                Err(_) => match report(&status_r, program.as_deref()) {
                     Err(e) => Err(e),
                     Ok(_) => Err(Error::from_message("exec helper exited", None)),
                 },
@@ -508,7 +500,7 @@ impl Direct {
         });
         wait_child(helper);
         let pid = pid?;
-        match report(status_r, program.as_deref()) {
+        match report(&status_r, program.as_deref()) {
             Ok(_) => Ok(pid),
             Err(e) => {
                 wait_child(pid);
@@ -734,13 +726,15 @@ mod tests {
 
     #[test]
     fn host_hierarchies_keep_their_names_and_mount_data() {
-        let h = host_cgroups(HYBRID);
+        let h = host_cgroups(&cgroup_mounts(HYBRID));
         let names: Vec<_> = h.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["unified", "memory", "cpu,cpuacct", "systemd"]);
         assert_eq!(h[2].options, "cpu,cpuacct");
         assert_eq!(h[3].options, "xattr,name=systemd");
         assert!(h[0].v2 && !h[1].v2);
-        let v2 = host_cgroups("30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+        let v2 = host_cgroups(&cgroup_mounts(
+            "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        ));
         assert_eq!(v2.len(), 1);
         assert!(v2[0].v2);
     }
