@@ -378,24 +378,13 @@ impl Rootfs {
             ("urandom", 1, 9),
             ("tty", 5, 0),
         ] {
-            match mknodat(
-                Some(dev.as_raw_fd()),
-                name,
+            self.node(
+                &dev,
+                &Path::new("/dev").join(name),
                 SFlag::S_IFCHR,
                 Mode::from_bits_truncate(0o666),
                 makedev(major, minor),
-            ) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(Fail::sys(format!("create /dev/{name}"), e)),
-            }
-            // mknod applied the umask.
-            let node = self.target(&Path::new("/dev").join(name), true)?;
-            let _ = nix::sys::stat::fchmodat(
-                None,
-                fd_path(&node).as_str(),
-                Mode::from_bits_truncate(0o666),
-                nix::sys::stat::FchmodatFlags::FollowSymlink,
-            );
+            )?;
         }
         for (name, to) in [
             ("fd", "/proc/self/fd"),
@@ -424,7 +413,7 @@ impl Rootfs {
                 LinuxDeviceType::P => SFlag::S_IFIFO,
                 LinuxDeviceType::A => continue,
             };
-            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            let (Some(parent), Some(_)) = (path.parent(), path.file_name()) else {
                 continue;
             };
             let dir = self.target(parent, false)?;
@@ -433,31 +422,41 @@ impl Rootfs {
                 u64::try_from(d.major()).unwrap_or(0),
                 u64::try_from(d.minor()).unwrap_or(0),
             );
-            match mknodat(
-                Some(dir.as_raw_fd()),
-                name,
-                kind,
-                mode,
-                makedev(major, minor),
-            ) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(Fail::sys(format!("create {}", path.display()), e)),
-            }
-            let node = self.target(path, true)?;
-            let node_path = fd_path(&node);
-            let _ = nix::sys::stat::fchmodat(
-                None,
-                node_path.as_str(),
-                mode,
-                nix::sys::stat::FchmodatFlags::FollowSymlink,
-            );
+            let node = self.node(&dir, path, kind, mode, makedev(major, minor))?;
             let _ = nix::unistd::chown(
-                node_path.as_str(),
+                fd_path(&node).as_str(),
                 d.uid().map(nix::unistd::Uid::from_raw),
                 d.gid().map(nix::unistd::Gid::from_raw),
             );
         }
         Ok(())
+    }
+
+    /// Makes the device node `path` (an existing one stays) in its directory `dir`, with
+    /// `mode` whatever the umask; a handle on it.
+    fn node(
+        &self,
+        dir: &OwnedFd,
+        path: &Path,
+        kind: SFlag,
+        mode: Mode,
+        dev: libc::dev_t,
+    ) -> Result<OwnedFd, Fail> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| Fail::new(format!("invalid device path {}", path.display())))?;
+        match mknodat(Some(dir.as_raw_fd()), name, kind, mode, dev) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(Fail::sys(format!("create {}", path.display()), e)),
+        }
+        let node = self.target(path, true)?;
+        let _ = nix::sys::stat::fchmodat(
+            None,
+            fd_path(&node).as_str(),
+            mode,
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        );
+        Ok(node)
     }
 
     /// Opens a new terminal in the container's `/dev/pts`: the master and the slave, whose
